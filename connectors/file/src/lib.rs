@@ -1,0 +1,1 @@
+//! File connector: NDJSON/CSV source; NDJSON, CSV and Parquet sinks.

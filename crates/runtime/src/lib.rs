@@ -1,0 +1,1 @@
+//! Job runtime: workers, processes, cluster mode, shutdown.

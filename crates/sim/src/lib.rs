@@ -1,0 +1,1 @@
+//! Device-fleet simulator: the fleet-v1 generator.

@@ -1,0 +1,1 @@
+//! Test support: oracles and golden-case runner.

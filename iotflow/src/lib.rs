@@ -1,0 +1,1 @@
+//! iotflow: a dataflow framework for IoT telemetry (facade crate).

@@ -1,0 +1,1 @@
+//! Pipeline builder and the reference fleet pipeline.
