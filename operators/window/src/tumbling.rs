@@ -1,0 +1,174 @@
+use std::hash::Hash;
+use std::time::Duration;
+
+use iotflow_core::event_time::Lateness;
+use iotflow_core::tally::Tally;
+use iotflow_types::{Reading, SeriesKey, Timestamp, WindowResult, stable_hash};
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+
+use crate::state::{Placed, TumblingState};
+
+/// Configuration of a tumbling window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TumblingConfig {
+    /// Window size in ms (windows are aligned to multiples of it).
+    pub size_ms: u64,
+    /// How long after the watermark passed a window it still accepts
+    /// readings (ms). Default 0.
+    #[serde(default)]
+    pub allowed_lateness_ms: u64,
+}
+
+impl TumblingConfig {
+    /// Windows of `size`.
+    pub fn new(size: Duration) -> Self {
+        TumblingConfig { size_ms: (size.as_millis() as u64).max(1), allowed_lateness_ms: 0 }
+    }
+
+    /// Keeps windows open `allowed` after the watermark passed them.
+    pub fn with_allowed_lateness(mut self, allowed: Duration) -> Self {
+        self.allowed_lateness_ms = allowed.as_millis() as u64;
+        self
+    }
+
+    /// The lateness rule an event-time source should apply in front of this
+    /// window, so that late readings are caught deterministically at the
+    /// source.
+    pub fn lateness(&self) -> Lateness {
+        Lateness::Window { size_ms: self.size_ms, allowed_ms: self.allowed_lateness_ms }
+    }
+
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), iotflow_core::Error> {
+        if self.size_ms == 0 {
+            return Err(iotflow_core::Error::Config("window size must be > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The outputs of a window operator.
+#[derive(Debug)]
+pub struct WindowStreams<'scope, K> {
+    /// One result per key and window, at timely time ≥ the window's end.
+    pub windows: StreamVec<'scope, Timestamp, WindowResult<K>>,
+    /// Readings whose window had already fired.
+    pub late: StreamVec<'scope, Timestamp, Reading>,
+    /// Per worker, at the end: windows emitted, readings windowed, late.
+    pub tally: StreamVec<'scope, Timestamp, Tally>,
+}
+
+/// Tumbling event-time windows over readings.
+pub trait Tumbling<'scope> {
+    /// Tumbling windows of `size` per (device, metric) with count, min, max,
+    /// sum and mean.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use iotflow_types::Reading;
+    /// use iotflow_window::Tumbling;
+    /// use timely::dataflow::operators::{ToStream, Capture, capture::Event};
+    ///
+    /// let rx = timely::example(|scope| {
+    ///     let readings = vec![
+    ///         Reading::new("d-1", 1_000, "temp", 20.0),
+    ///         Reading::new("d-1", 9_000, "temp", 22.0),
+    ///         Reading::new("d-1", 10_500, "temp", 30.0),
+    ///     ];
+    ///     readings.to_stream(scope).tumbling("10s", Duration::from_secs(10)).windows.capture()
+    /// });
+    /// let mut windows: Vec<_> = rx.try_iter().flat_map(|e| match e { Event::Messages(_, d) => d, _ => vec![] }).collect();
+    /// windows.sort_by_key(|w| w.start);
+    /// assert_eq!((windows[0].start, windows[0].stats.count, windows[0].stats.mean()), (0, 2, 21.0));
+    /// assert_eq!((windows[1].start, windows[1].stats.max), (10_000, 30.0));
+    /// ```
+    fn tumbling(self, name: &str, size: Duration) -> WindowStreams<'scope, SeriesKey>;
+
+    /// Tumbling windows keyed by any function of the reading.
+    fn tumbling_by<K, F>(self, name: &str, config: &TumblingConfig, key: F) -> WindowStreams<'scope, K>
+    where
+        K: Clone + Eq + Hash + Send + 'static,
+        F: Fn(&Reading) -> K + Clone + 'static;
+}
+
+fn series_key(r: &Reading) -> SeriesKey {
+    SeriesKey { device: r.device.clone(), metric: r.metric.clone() }
+}
+
+impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
+    fn tumbling(self, name: &str, size: Duration) -> WindowStreams<'scope, SeriesKey> {
+        self.tumbling_by(name, &TumblingConfig::new(size), series_key)
+    }
+
+    fn tumbling_by<K, F>(self, name: &str, config: &TumblingConfig, key: F) -> WindowStreams<'scope, K>
+    where
+        K: Clone + Eq + Hash + Send + 'static,
+        F: Fn(&Reading) -> K + Clone + 'static,
+    {
+        let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
+        let route_key = key.clone();
+        let pact = Exchange::new(move |r: &Reading| stable_hash(&route_key(r)));
+        let mut input = builder.new_input(self, pact);
+        let (windows_out, windows) = builder.new_output();
+        let (late_out, late) = builder.new_output();
+        let (tally_out, tally) = builder.new_output();
+        let mut windows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult<K>>>>::from(windows_out);
+        let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
+        let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
+        let size_ms = config.size_ms.max(1);
+        let allowed_ms = config.allowed_lateness_ms;
+
+        builder.build(move |caps| {
+            // Held at the input frontier: results go out at max(frontier, window end).
+            let mut caps: Option<Vec<Capability<Timestamp>>> = Some(caps);
+            let mut state = TumblingState::<K>::new(size_ms, allowed_ms);
+            let mut tally = Tally::default();
+            let mut late_buf = Vec::new();
+            move |frontiers| {
+                let Some(held) = caps.as_mut() else { return };
+                let mut windows_out = windows_out.activate();
+                let mut late_out = late_out.activate();
+                input.for_each(|_cap, data| {
+                    for r in data.drain(..) {
+                        let k = key(&r);
+                        if state.add(k, r.ts, r.value) == Placed::Late {
+                            late_buf.push(r);
+                        }
+                    }
+                });
+                if !late_buf.is_empty() {
+                    tally.late += late_buf.len() as u64;
+                    late_out.session(&held[1]).give_iterator(late_buf.drain(..));
+                }
+                let frontier = frontiers[0].frontier().iter().min().copied();
+                let now = *held[0].time();
+                state.fire(frontier, |results| {
+                    let Some(first) = results.first() else { return };
+                    let at = held[0].delayed(&now.max(first.end));
+                    tally.windows += results.len() as u64;
+                    tally.windowed += results.iter().map(|w| w.stats.count).sum::<u64>();
+                    windows_out.session(&at).give_iterator(results.into_iter());
+                });
+                match frontier {
+                    Some(f) => {
+                        for c in held.iter_mut() {
+                            c.downgrade(&f);
+                        }
+                    }
+                    None => {
+                        tally_out.activate().session(&held[2]).give(std::mem::take(&mut tally));
+                        caps = None;
+                    }
+                }
+            }
+        });
+        WindowStreams { windows, late, tally }
+    }
+}
