@@ -33,7 +33,10 @@ pub(crate) fn push_fixed(buf: &mut Vec<u8>, v: f64, decimals: u8) {
 pub(crate) fn push_zero_padded(buf: &mut Vec<u8>, n: u64, width: usize) {
     let mut itoa = itoa::Buffer::new();
     let digits = itoa.format(n).as_bytes();
-    buf.extend(std::iter::repeat_n(b'0', width.saturating_sub(digits.len())));
+    buf.extend(std::iter::repeat_n(
+        b'0',
+        width.saturating_sub(digits.len()),
+    ));
     buf.extend_from_slice(digits);
 }
 

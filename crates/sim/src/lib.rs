@@ -83,7 +83,9 @@ mod file;
 mod format;
 mod generator;
 mod kind;
+mod line;
 mod meta;
+mod plan;
 mod rng;
 
 pub use config::FleetConfig;

@@ -43,6 +43,9 @@ impl FleetMeta {
 
     /// The malformed count of one kind.
     pub fn malformed_of(&self, kind: MalformedKind) -> u64 {
-        self.malformed_by_kind.get(kind.name()).copied().unwrap_or(0)
+        self.malformed_by_kind
+            .get(kind.name())
+            .copied()
+            .unwrap_or(0)
     }
 }

@@ -120,8 +120,9 @@ fn golden_stream() {
     );
     assert_eq!(fnv1a(&all), GOLDEN_FNV, "byte stream changed");
 }
-const GOLDEN_FIRST_LINE: &str = "";
-const GOLDEN_FNV: u64 = 0;
+const GOLDEN_FIRST_LINE: &str =
+    r#"{"device_id":"d-00000","ts":1700000001640,"metric":"temp","value":25.37,"unit":"C"}"#;
+const GOLDEN_FNV: u64 = 0x8a29_41fa_2423_2fc3;
 
 #[test]
 fn exact_special_counts() {
@@ -161,7 +162,10 @@ fn exact_special_counts() {
         for kind in MalformedKind::ALL {
             // Kinds cycle in pick order.
             let expected = bad / 8 + u64::from((kind as u64) < bad % 8);
-            let got = kinds.iter().filter(|k| **k == LineKind::Malformed(kind)).count();
+            let got = kinds
+                .iter()
+                .filter(|k| **k == LineKind::Malformed(kind))
+                .count();
             assert_eq!(got as u64, expected, "n = {n}, {kind}");
             assert_eq!(meta.malformed_of(kind), expected);
         }
@@ -204,7 +208,10 @@ fn valid_lines_have_the_five_fields_in_range() {
             assert_eq!(line.metric, METRICS[((sec + d) % 4) as usize], "{text}");
             let (lo, hi, decimals, unit) = spec(&line.metric).expect("known metric");
             assert_eq!(line.unit, unit);
-            assert!(line.value.is_finite() && (lo..=hi).contains(&line.value), "{text}");
+            assert!(
+                line.value.is_finite() && (lo..=hi).contains(&line.value),
+                "{text}"
+            );
             let frac = text
                 .split("\"value\":")
                 .nth(1)
@@ -246,7 +253,11 @@ fn disorder_is_bounded_by_two_seconds() {
                 continue;
             }
             let line: Line = serde_json::from_slice(raw).expect("valid line");
-            assert!(line.ts > max_ts.saturating_sub(2000), "ts {} after max {max_ts}", line.ts);
+            assert!(
+                line.ts > max_ts.saturating_sub(2000),
+                "ts {} after max {max_ts}",
+                line.ts
+            );
             max_ts = max_ts.max(line.ts);
             min_ts = min_ts.min(line.ts);
         }
@@ -281,7 +292,10 @@ fn each_key_reports_every_four_seconds() {
             let k = (i - prev_i) / period;
             let expected = k as i64 * 4000;
             let dt = line.ts as i64 - prev_ts as i64;
-            assert!((dt - expected).abs() < 2000, "line {i}: dt {dt}, expected ~{expected}");
+            assert!(
+                (dt - expected).abs() < 2000,
+                "line {i}: dt {dt}, expected ~{expected}"
+            );
         }
     }
     // 40,000 lines / 50 devices = 800 s: 200 readings per key.
@@ -306,7 +320,10 @@ fn spikes_are_eight_sigma_outliers_and_noise_stays_within_three() {
     let parsed: Vec<Option<Line>> = lines
         .iter()
         .zip(&kinds)
-        .map(|(raw, k)| k.is_valid().then(|| serde_json::from_slice(raw).expect("valid")))
+        .map(|(raw, k)| {
+            k.is_valid()
+                .then(|| serde_json::from_slice(raw).expect("valid"))
+        })
         .collect();
     let mut sums: HashMap<(&str, &str), (f64, f64)> = HashMap::new();
     for (line, kind) in parsed.iter().zip(&kinds) {
@@ -344,7 +361,8 @@ fn malformed_lines_are_malformed_as_intended() {
         let parsed = serde_json::from_str::<serde_json::Value>(text);
         let object = parsed.as_ref().ok().and_then(|v| v.as_object());
         assert!(
-            serde_json::from_str::<Line>(text).is_err() || kind == MalformedKind::OutOfRange
+            serde_json::from_str::<Line>(text).is_err()
+                || kind == MalformedKind::OutOfRange
                 || kind == MalformedKind::UnknownMetric,
             "{kind}: {text}"
         );
@@ -444,20 +462,26 @@ fn write_file_reports_bad_paths_and_configs() {
         devices: 0,
         ..cfg(10, 1)
     };
-    assert!(matches!(write_file(&zero, missing, |_| {}), Err(Error::Config(_))));
+    assert!(matches!(
+        write_file(&zero, missing, |_| {}),
+        Err(Error::Config(_))
+    ));
 }
 
 #[test]
 fn config_defaults_and_validation() -> Result<(), Box<dyn std::error::Error>> {
     let d = FleetConfig::default();
-    assert_eq!((d.lines, d.seed, d.devices, d.start_ms), (1_000_000, 42, 10_000, START));
+    assert_eq!(
+        (d.lines, d.seed, d.devices, d.start_ms),
+        (1_000_000, 42, 10_000, START)
+    );
     let json = serde_json::to_string(&d)?;
     assert_eq!(serde_json::from_str::<FleetConfig>(&json)?, d);
     assert!(serde_json::from_str::<FleetConfig>(r#"{"line": 5}"#).is_err());
     d.validate()?;
     let overflow = FleetConfig {
         start_ms: u64::MAX - 10,
-        ..d.clone()
+        ..d
     };
     assert!(overflow.validate().is_err());
     assert!(FleetConfig { devices: 0, ..d }.validate().is_err());
@@ -488,4 +512,32 @@ fn start_ms_shifts_time() {
         .max();
     // 2 s of lines: nominal times up to 2000 + 1000 + 999.
     assert!(max.is_some_and(|ts| ts <= 3999));
+}
+
+/// Generation speed, one core: `cargo test --release -p iotflow-sim --test
+/// fleet -- --ignored --nocapture throughput`.
+#[test]
+#[ignore = "timing; run in release"]
+fn throughput() {
+    let config = cfg(5_000_000, 42);
+    let start = std::time::Instant::now();
+    let mut fleet = FleetGenerator::new(&config);
+    let setup = start.elapsed();
+    let mut chunk = Vec::with_capacity(1 << 20);
+    let (mut lines, mut bytes) = (0, 0);
+    loop {
+        chunk.clear();
+        let n = fleet.fill(&mut chunk, 1 << 20);
+        if n == 0 {
+            break;
+        }
+        lines += n;
+        bytes += chunk.len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{lines} lines, {bytes} bytes in {secs:.3} s (setup {setup:?}): {:.2} M lines/s, {:.0} MB/s",
+        lines as f64 / secs / 1e6,
+        bytes as f64 / secs / 1e6
+    );
 }

@@ -50,7 +50,11 @@ impl<D: FileRecord, W: Write> NdjsonSink<D, W> {
             })
             .collect();
         NdjsonSink {
-            out: NdjsonRow { out: writer, keys, cursor: Cursor::new(D::COLUMNS) },
+            out: NdjsonRow {
+                out: writer,
+                keys,
+                cursor: Cursor::new(D::COLUMNS),
+            },
             state: SinkState::new("ndjson", name.into()),
             _record: PhantomData,
         }

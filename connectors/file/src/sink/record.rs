@@ -252,7 +252,10 @@ impl Cursor {
         if written == self.columns.len() {
             Ok(())
         } else {
-            Err(invalid(format!("{written} fields written for {} columns", self.columns.len())))
+            Err(invalid(format!(
+                "{written} fields written for {} columns",
+                self.columns.len()
+            )))
         }
     }
 

@@ -175,7 +175,15 @@ mod tests {
 
     #[test]
     fn json_escapes_parse_back() {
-        for s in ["", "plain", "a\"b\\c", "line\nbreak\r\t", "\u{0}\u{1f}\u{7f}", "é✓😀", "\u{2028}"] {
+        for s in [
+            "",
+            "plain",
+            "a\"b\\c",
+            "line\nbreak\r\t",
+            "\u{0}\u{1f}\u{7f}",
+            "é✓😀",
+            "\u{2028}",
+        ] {
             let back: String = serde_json::from_str(&json(s)).expect("valid JSON");
             assert_eq!(back, s);
         }
@@ -193,7 +201,12 @@ mod tests {
 
     #[test]
     fn json_non_finite_is_null() {
-        for (v, want) in [(f64::NAN, "null"), (f64::INFINITY, "null"), (-0.0, "-0.0"), (1e300, "1e300")] {
+        for (v, want) in [
+            (f64::NAN, "null"),
+            (f64::INFINITY, "null"),
+            (-0.0, "-0.0"),
+            (1e300, "1e300"),
+        ] {
             let mut out = Vec::new();
             write_json_f64(&mut out, v).expect("write to Vec");
             assert_eq!(out, want.as_bytes());

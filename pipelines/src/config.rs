@@ -1,0 +1,166 @@
+//! Job configuration (TOML). Every field has a documented default, so an
+//! empty file is a valid fleet-v1 job.
+//!
+//! ```toml
+//! [input]
+//! kind = "files"          # or "sim" (the fleet-v1 generator)
+//! paths = ["fleet.ndjson"]
+//!
+//! [event_time]
+//! max_disorder_ms = 2000
+//!
+//! [window]
+//! size_ms = 10000
+//!
+//! [zscore]
+//! alpha = 0.01
+//! threshold = 6.0
+//! warmup = 30
+//!
+//! [output]
+//! dir = "out"
+//! windows = "parquet"
+//! alerts = "ndjson"
+//! rejects = "ndjson"
+//! late = "ndjson"
+//!
+//! [cluster]
+//! workers = 2
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use iotflow_anomaly::Ewma;
+use iotflow_core::codec::InputFormat;
+use iotflow_core::event_time::EventTimeConfig;
+use iotflow_core::validate::Rules;
+use iotflow_file::sink::Format;
+use iotflow_runtime::ClusterConfig;
+use iotflow_sim::FleetConfig;
+use iotflow_window::TumblingConfig;
+use serde::{Deserialize, Serialize};
+
+/// Where readings come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InputSpec {
+    /// Files, directories or globs.
+    Files {
+        /// Paths, directories or glob patterns.
+        paths: Vec<String>,
+        /// Format; guessed from the first path's extension when absent.
+        #[serde(default)]
+        format: Option<InputFormat>,
+    },
+    /// The fleet-v1 generator, in process (no file).
+    Sim(FleetConfig),
+}
+
+/// Where and how results are written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSpec {
+    /// Output directory (default `out`). Results go to
+    /// `DIR/{windows,alerts,rejects,late}/part-NNNNN.EXT`, one file per worker.
+    pub dir: PathBuf,
+    /// Format of window results (default parquet).
+    pub windows: Format,
+    /// Format of alerts (default ndjson).
+    pub alerts: Format,
+    /// Format of rejects (default ndjson).
+    pub rejects: Format,
+    /// Format of late readings (default ndjson).
+    pub late: Format,
+}
+
+impl Default for OutputSpec {
+    fn default() -> Self {
+        OutputSpec {
+            dir: PathBuf::from("out"),
+            windows: Format::Parquet,
+            alerts: Format::Ndjson,
+            rejects: Format::Ndjson,
+            late: Format::Ndjson,
+        }
+    }
+}
+
+impl OutputSpec {
+    /// Every output in one format.
+    pub fn all(dir: impl Into<PathBuf>, format: Format) -> Self {
+        OutputSpec { dir: dir.into(), windows: format, alerts: format, rejects: format, late: format }
+    }
+}
+
+/// A whole job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobConfig {
+    /// Input (default: files `fleet.ndjson`).
+    pub input: InputSpec,
+    /// Watermarking (default: 2000 ms disorder).
+    pub event_time: EventTimeConfig,
+    /// Validation rules (default: fleet-v1 ranges).
+    pub rules: Rules,
+    /// Tumbling window (default: 10 s).
+    pub window: TumblingConfig,
+    /// EWMA z-score detector (default: alpha 0.01, |z| > 6, warm-up 30).
+    pub zscore: Ewma,
+    /// Outputs.
+    pub output: OutputSpec,
+    /// Workers and processes (default: 1 worker, 1 process).
+    pub cluster: ClusterConfig,
+    /// Bytes per file split (default 4 MiB).
+    pub split_bytes: u64,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            input: InputSpec::Files { paths: vec!["fleet.ndjson".into()], format: None },
+            event_time: EventTimeConfig::default(),
+            rules: Rules::fleet_default(),
+            window: TumblingConfig::new(std::time::Duration::from_secs(10)),
+            zscore: Ewma::new(0.01),
+            output: OutputSpec::default(),
+            cluster: ClusterConfig::default(),
+            split_bytes: iotflow_file::source::DEFAULT_SPLIT_BYTES,
+        }
+    }
+}
+
+impl JobConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, crate::Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::ConfigFile { path: path.display().to_string(), message: e.to_string() })?;
+        toml::from_str(&text).map_err(|e| crate::Error::ConfigFile { path: path.display().to_string(), message: e.to_string() })
+    }
+
+    /// Checks every part.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        self.window.validate()?;
+        self.zscore.validate()?;
+        self.cluster.validate()?;
+        if let InputSpec::Files { paths, .. } = &self.input {
+            if paths.is_empty() {
+                return Err(iotflow_core::Error::Config("no input paths".into()).into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_toml_is_the_default_job_and_unknown_keys_fail() {
+        let c: JobConfig = toml::from_str("").expect("empty config");
+        assert_eq!(c, JobConfig::default());
+        let c: JobConfig = toml::from_str("[window]\nsize_ms = 5000\n[cluster]\nworkers = 2\n").expect("partial");
+        assert_eq!((c.window.size_ms, c.cluster.workers), (5000, 2));
+        assert!(toml::from_str::<JobConfig>("[window]\nsize = 5\n").is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! The fleet pipeline: validate → 10 s tumbling windows → EWMA z-score.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use iotflow_anomaly::Score;
+use iotflow_core::codec::Decoder;
+use iotflow_core::context::JobContext;
+use iotflow_core::event_time::event_time_source;
+use iotflow_core::sink::{SinkHandle, Sink, WriteTo};
+use iotflow_core::source::Source;
+use iotflow_core::tally::Tally;
+use iotflow_file::sink::{FileRecord, Format, open_sink};
+use iotflow_types::{Alert, Reading, Reject, SeriesKey, Timestamp, WindowResult};
+use iotflow_window::Tumbling;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::{Concat, Operator};
+use timely::dataflow::{Scope, StreamVec};
+
+use crate::config::{JobConfig, OutputSpec};
+
+/// Every stream of the fleet pipeline, for sinks or further operators.
+#[derive(Debug)]
+pub struct FleetStreams<'scope> {
+    /// Valid, on-time readings.
+    pub readings: StreamVec<'scope, Timestamp, Reading>,
+    /// Late readings (from the source and the window).
+    pub late: StreamVec<'scope, Timestamp, Reading>,
+    /// Rejected records with reasons.
+    pub rejects: StreamVec<'scope, Timestamp, Reject>,
+    /// Window results.
+    pub windows: StreamVec<'scope, Timestamp, WindowResult<SeriesKey>>,
+    /// Alerts.
+    pub alerts: StreamVec<'scope, Timestamp, Alert>,
+    /// Tallies of every stage.
+    pub tally: StreamVec<'scope, Timestamp, Tally>,
+}
+
+/// Builds the fleet pipeline on `scope` reading from `source`.
+pub fn fleet_dataflow<'scope>(
+    scope: Scope<'scope, Timestamp>,
+    source: Box<dyn Source>,
+    decoder: Box<dyn Decoder>,
+    cfg: &JobConfig,
+    ctx: &JobContext,
+) -> FleetStreams<'scope> {
+    // The source decides lateness by the window's rule: exactly fleet-v1's
+    // "a reading whose window has already fired is late".
+    let event_time = cfg.event_time.clone().with_lateness(cfg.window.lateness());
+    let src = event_time_source(scope, "source", source, decoder, cfg.rules.clone(), event_time, ctx.clone());
+    let w = src.readings.clone().tumbling_by("tumbling", &cfg.window, |r: &Reading| SeriesKey {
+        device: r.device.clone(),
+        metric: r.metric.clone(),
+    });
+    let z = src.readings.clone().score("zscore", cfg.zscore);
+    FleetStreams {
+        readings: src.readings,
+        late: src.late.concat(w.late),
+        rejects: src.rejects,
+        windows: w.windows,
+        alerts: z.alerts,
+        tally: src.tally.concat(w.tally).concat(z.tally),
+    }
+}
+
+fn part<D: FileRecord>(dir: &Path, kind: &str, format: Format, worker: usize) -> iotflow_core::Result<Box<dyn Sink<D>>> {
+    open_sink::<D>(format, &dir.join(kind).join(format!("part-{worker:05}.{}", format.extension())))
+}
+
+/// Writes windows, alerts, rejects and late readings under `out.dir`, one
+/// file per worker and kind.
+pub fn attach_sinks<'scope>(
+    streams: FleetStreams<'scope>,
+    out: &OutputSpec,
+    worker: usize,
+    ctx: &JobContext,
+) -> iotflow_core::Result<(Vec<SinkHandle>, StreamVec<'scope, Timestamp, Tally>)> {
+    let d = &out.dir;
+    let handles = vec![
+        streams.windows.write_to("windows", part::<WindowResult>(d, "windows", out.windows, worker)?, ctx.clone()),
+        streams.alerts.write_to("alerts", part::<Alert>(d, "alerts", out.alerts, worker)?, ctx.clone()),
+        streams.rejects.write_to("rejects", part::<Reject>(d, "rejects", out.rejects, worker)?, ctx.clone()),
+        streams.late.write_to("late", part::<Reading>(d, "late", out.late, worker)?, ctx.clone()),
+    ];
+    Ok((handles, streams.tally))
+}
+
+/// Sums every worker's tallies on worker 0 into `into`.
+pub fn collect_tally(tally: StreamVec<'_, Timestamp, Tally>, into: Arc<Mutex<Tally>>) {
+    tally.sink(Exchange::new(|_: &Tally| 0), "collect-tally", move |(input, _frontier)| {
+        input.for_each(|_cap, data| {
+            if let Ok(mut t) = into.lock() {
+                for part in data.drain(..) {
+                    t.merge(&part);
+                }
+            }
+        });
+    });
+}
+
+/// Removes part files of earlier runs that this run will not overwrite
+/// (`part-NNNNN` with `NNNNN ≥ peers`, or of another format).
+pub fn clean_stale_parts(out: &OutputSpec, peers: usize) -> iotflow_core::Result<()> {
+    for (kind, format) in [("windows", out.windows), ("alerts", out.alerts), ("rejects", out.rejects), ("late", out.late)] {
+        let dir = out.dir.join(kind);
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("part-") else { continue };
+            let (num, ext) = rest.split_once('.').unwrap_or((rest, ""));
+            let stale = num.parse::<usize>().map_or(false, |n| n >= peers) || ext != format.extension();
+            if stale {
+                std::fs::remove_file(entry.path()).map_err(|e| iotflow_core::Error::io(entry.path(), e))?;
+            }
+        }
+    }
+    Ok(())
+}
