@@ -1,1 +1,66 @@
-//! iotflow: a dataflow framework for IoT telemetry (facade crate).
+//! # iotflow
+//!
+//! A dataflow framework for IoT telemetry, on [timely dataflow](timely).
+//! Readings enter through an event-time source whose timely frontier *is* the
+//! watermark; operators are verbs on timely streams (`.validate`,
+//! `.tumbling`, `.score`); results and dead letters leave through sinks on
+//! their own threads. The same code runs on one thread, N threads, or a
+//! cluster of processes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use iotflow::prelude::*;
+//! use timely::dataflow::operators::{Capture, capture::Event};
+//!
+//! let lines = [
+//!     r#"{"device_id":"d-1","ts":1000,"metric":"temp","value":20.0}"#,
+//!     r#"{"device_id":"d-1","ts":4000,"metric":"temp","value":22.0}"#,
+//!     r#"{"device_id":"d-1","ts":15000,"metric":"temp","value":21.0}"#,
+//!     r#"not json"#,
+//! ];
+//! let windows = timely::example(move |scope| {
+//!     let window = TumblingConfig::new(Duration::from_secs(10));
+//!     let src = event_time_source(
+//!         scope, "source",
+//!         Box::new(MemorySource::from_lines("example", &lines, 2)),
+//!         Box::new(JsonDecoder::new()),
+//!         Rules::fleet_default(),
+//!         EventTimeConfig::default().with_lateness(window.lateness()),
+//!         JobContext::new(),
+//!     );
+//!     src.readings.tumbling("10s", Duration::from_secs(10)).windows.capture()
+//! });
+//! let mut out: Vec<_> = windows.try_iter().flat_map(|e| match e { Event::Messages(_, d) => d, _ => vec![] }).collect();
+//! out.sort_by_key(|w| w.start);
+//! assert_eq!(out[0].stats.count, 2);
+//! assert_eq!(out[0].stats.mean(), 21.0);
+//! ```
+
+#![deny(missing_docs)]
+
+pub use iotflow_anomaly as anomaly;
+pub use iotflow_core as core;
+pub use iotflow_file as file;
+pub use iotflow_pipelines as pipelines;
+pub use iotflow_runtime as runtime;
+pub use iotflow_sim as sim;
+pub use iotflow_types as types;
+pub use iotflow_window as window;
+pub use timely;
+
+/// What a pipeline author needs in scope.
+pub mod prelude {
+    pub use iotflow_anomaly::{Ewma, Score};
+    pub use iotflow_core::codec::{CsvDecoder, Decoder, InputFormat, JsonDecoder};
+    pub use iotflow_core::context::JobContext;
+    pub use iotflow_core::event_time::{EventTimeConfig, Lateness, event_time_source};
+    pub use iotflow_core::sink::{Sink, WriteTo};
+    pub use iotflow_core::source::{Chunk, MemorySource, Source};
+    pub use iotflow_core::tally::Tally;
+    pub use iotflow_core::validate::{Rules, Validate};
+    pub use iotflow_file::sink::{Format, open_sink};
+    pub use iotflow_file::source::{FileSource, plan};
+    pub use iotflow_runtime::{ClusterConfig, execute};
+    pub use iotflow_types::{Alert, DeviceId, Metric, Reading, Reject, RejectReason, SeriesKey, Stats, WindowResult};
+    pub use iotflow_window::{Tumbling, TumblingConfig};
+}
