@@ -61,6 +61,8 @@ pub mod prelude {
     pub use iotflow_file::sink::{Format, open_sink};
     pub use iotflow_file::source::{FileSource, plan};
     pub use iotflow_runtime::{ClusterConfig, execute};
-    pub use iotflow_types::{Alert, DeviceId, Metric, Reading, Reject, RejectReason, SeriesKey, Stats, WindowResult};
+    pub use iotflow_types::{
+        Alert, DeviceId, Metric, Reading, Reject, RejectReason, SeriesKey, Stats, WindowResult,
+    };
     pub use iotflow_window::{Tumbling, TumblingConfig};
 }

@@ -88,7 +88,13 @@ impl Default for OutputSpec {
 impl OutputSpec {
     /// Every output in one format.
     pub fn all(dir: impl Into<PathBuf>, format: Format) -> Self {
-        OutputSpec { dir: dir.into(), windows: format, alerts: format, rejects: format, late: format }
+        OutputSpec {
+            dir: dir.into(),
+            windows: format,
+            alerts: format,
+            rejects: format,
+            late: format,
+        }
     }
 }
 
@@ -117,7 +123,10 @@ pub struct JobConfig {
 impl Default for JobConfig {
     fn default() -> Self {
         JobConfig {
-            input: InputSpec::Files { paths: vec!["fleet.ndjson".into()], format: None },
+            input: InputSpec::Files {
+                paths: vec!["fleet.ndjson".into()],
+                format: None,
+            },
             event_time: EventTimeConfig::default(),
             rules: Rules::fleet_default(),
             window: TumblingConfig::new(std::time::Duration::from_secs(10)),
@@ -132,9 +141,14 @@ impl Default for JobConfig {
 impl JobConfig {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, crate::Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| crate::Error::ConfigFile { path: path.display().to_string(), message: e.to_string() })?;
-        toml::from_str(&text).map_err(|e| crate::Error::ConfigFile { path: path.display().to_string(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::ConfigFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| crate::Error::ConfigFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Checks every part.
@@ -142,10 +156,10 @@ impl JobConfig {
         self.window.validate()?;
         self.zscore.validate()?;
         self.cluster.validate()?;
-        if let InputSpec::Files { paths, .. } = &self.input {
-            if paths.is_empty() {
-                return Err(iotflow_core::Error::Config("no input paths".into()).into());
-            }
+        if let InputSpec::Files { paths, .. } = &self.input
+            && paths.is_empty()
+        {
+            return Err(iotflow_core::Error::Config("no input paths".into()).into());
         }
         Ok(())
     }
@@ -159,8 +173,95 @@ mod tests {
     fn empty_toml_is_the_default_job_and_unknown_keys_fail() {
         let c: JobConfig = toml::from_str("").expect("empty config");
         assert_eq!(c, JobConfig::default());
-        let c: JobConfig = toml::from_str("[window]\nsize_ms = 5000\n[cluster]\nworkers = 2\n").expect("partial");
+        let c: JobConfig =
+            toml::from_str("[window]\nsize_ms = 5000\n[cluster]\nworkers = 2\n").expect("partial");
         assert_eq!((c.window.size_ms, c.cluster.workers), (5000, 2));
         assert!(toml::from_str::<JobConfig>("[window]\nsize = 5\n").is_err());
+    }
+}
+
+/// Builds a [`JobConfig`] in code: `&mut self` setters, [`build`](JobBuilder::build) validates.
+///
+/// ```
+/// use std::time::Duration;
+/// use iotflow_pipelines::config::JobBuilder;
+/// use iotflow_file::sink::Format;
+///
+/// let job = JobBuilder::new()
+///     .files(["fleet.ndjson"])
+///     .window(Duration::from_secs(60))
+///     .max_disorder(Duration::from_secs(5))
+///     .output("out", Format::Csv)
+///     .workers(2)
+///     .build()
+///     .expect("valid job");
+/// assert_eq!(job.window.size_ms, 60_000);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct JobBuilder {
+    cfg: JobConfig,
+}
+
+impl JobBuilder {
+    /// Starts from the defaults of [`JobConfig`].
+    pub fn new() -> Self {
+        JobBuilder::default()
+    }
+
+    /// Reads files, directories or globs (format from the extension).
+    pub fn files<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, paths: I) -> &mut Self {
+        self.cfg.input = InputSpec::Files {
+            paths: paths.into_iter().map(Into::into).collect(),
+            format: None,
+        };
+        self
+    }
+
+    /// Reads the fleet-v1 generator instead of files.
+    pub fn simulate(&mut self, fleet: FleetConfig) -> &mut Self {
+        self.cfg.input = InputSpec::Sim(fleet);
+        self
+    }
+
+    /// Tumbling window size.
+    pub fn window(&mut self, size: std::time::Duration) -> &mut Self {
+        self.cfg.window = TumblingConfig::new(size);
+        self
+    }
+
+    /// Allowed event-time disorder before a reading is late.
+    pub fn max_disorder(&mut self, d: std::time::Duration) -> &mut Self {
+        self.cfg.event_time.max_disorder_ms = d.as_millis() as u64;
+        self
+    }
+
+    /// Validation rules.
+    pub fn rules(&mut self, rules: Rules) -> &mut Self {
+        self.cfg.rules = rules;
+        self
+    }
+
+    /// The z-score detector.
+    pub fn zscore(&mut self, ewma: Ewma) -> &mut Self {
+        self.cfg.zscore = ewma;
+        self
+    }
+
+    /// Every output under `dir` in `format`.
+    pub fn output(&mut self, dir: impl Into<PathBuf>, format: Format) -> &mut Self {
+        self.cfg.output = OutputSpec::all(dir, format);
+        self
+    }
+
+    /// Worker threads per process.
+    pub fn workers(&mut self, n: usize) -> &mut Self {
+        self.cfg.cluster.workers = n;
+        self
+    }
+
+    /// The validated configuration.
+    pub fn build(&self) -> Result<JobConfig, crate::Error> {
+        self.cfg.validate()?;
+        Ok(self.cfg.clone())
     }
 }

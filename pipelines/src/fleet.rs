@@ -7,7 +7,7 @@ use iotflow_anomaly::Score;
 use iotflow_core::codec::Decoder;
 use iotflow_core::context::JobContext;
 use iotflow_core::event_time::event_time_source;
-use iotflow_core::sink::{SinkHandle, Sink, WriteTo};
+use iotflow_core::sink::{Sink, SinkHandle, WriteTo};
 use iotflow_core::source::Source;
 use iotflow_core::tally::Tally;
 use iotflow_file::sink::{FileRecord, Format, open_sink};
@@ -47,11 +47,22 @@ pub fn fleet_dataflow<'scope>(
     // The source decides lateness by the window's rule: exactly fleet-v1's
     // "a reading whose window has already fired is late".
     let event_time = cfg.event_time.clone().with_lateness(cfg.window.lateness());
-    let src = event_time_source(scope, "source", source, decoder, cfg.rules.clone(), event_time, ctx.clone());
-    let w = src.readings.clone().tumbling_by("tumbling", &cfg.window, |r: &Reading| SeriesKey {
-        device: r.device.clone(),
-        metric: r.metric.clone(),
-    });
+    let src = event_time_source(
+        scope,
+        "source",
+        source,
+        decoder,
+        cfg.rules.clone(),
+        event_time,
+        ctx.clone(),
+    );
+    let w = src
+        .readings
+        .clone()
+        .tumbling_by("tumbling", &cfg.window, |r: &Reading| SeriesKey {
+            device: r.device.clone(),
+            metric: r.metric.clone(),
+        });
     let z = src.readings.clone().score("zscore", cfg.zscore);
     FleetStreams {
         readings: src.readings,
@@ -63,8 +74,17 @@ pub fn fleet_dataflow<'scope>(
     }
 }
 
-fn part<D: FileRecord>(dir: &Path, kind: &str, format: Format, worker: usize) -> iotflow_core::Result<Box<dyn Sink<D>>> {
-    open_sink::<D>(format, &dir.join(kind).join(format!("part-{worker:05}.{}", format.extension())))
+fn part<D: FileRecord>(
+    dir: &Path,
+    kind: &str,
+    format: Format,
+    worker: usize,
+) -> iotflow_core::Result<Box<dyn Sink<D>>> {
+    open_sink::<D>(
+        format,
+        &dir.join(kind)
+            .join(format!("part-{worker:05}.{}", format.extension())),
+    )
 }
 
 /// Writes windows, alerts, rejects and late readings under `out.dir`, one
@@ -77,40 +97,70 @@ pub fn attach_sinks<'scope>(
 ) -> iotflow_core::Result<(Vec<SinkHandle>, StreamVec<'scope, Timestamp, Tally>)> {
     let d = &out.dir;
     let handles = vec![
-        streams.windows.write_to("windows", part::<WindowResult>(d, "windows", out.windows, worker)?, ctx.clone()),
-        streams.alerts.write_to("alerts", part::<Alert>(d, "alerts", out.alerts, worker)?, ctx.clone()),
-        streams.rejects.write_to("rejects", part::<Reject>(d, "rejects", out.rejects, worker)?, ctx.clone()),
-        streams.late.write_to("late", part::<Reading>(d, "late", out.late, worker)?, ctx.clone()),
+        streams.windows.write_to(
+            "windows",
+            part::<WindowResult>(d, "windows", out.windows, worker)?,
+            ctx.clone(),
+        ),
+        streams.alerts.write_to(
+            "alerts",
+            part::<Alert>(d, "alerts", out.alerts, worker)?,
+            ctx.clone(),
+        ),
+        streams.rejects.write_to(
+            "rejects",
+            part::<Reject>(d, "rejects", out.rejects, worker)?,
+            ctx.clone(),
+        ),
+        streams.late.write_to(
+            "late",
+            part::<Reading>(d, "late", out.late, worker)?,
+            ctx.clone(),
+        ),
     ];
     Ok((handles, streams.tally))
 }
 
 /// Sums every worker's tallies on worker 0 into `into`.
 pub fn collect_tally(tally: StreamVec<'_, Timestamp, Tally>, into: Arc<Mutex<Tally>>) {
-    tally.sink(Exchange::new(|_: &Tally| 0), "collect-tally", move |(input, _frontier)| {
-        input.for_each(|_cap, data| {
-            if let Ok(mut t) = into.lock() {
-                for part in data.drain(..) {
-                    t.merge(&part);
+    tally.sink(
+        Exchange::new(|_: &Tally| 0),
+        "collect-tally",
+        move |(input, _frontier)| {
+            input.for_each(|_cap, data| {
+                if let Ok(mut t) = into.lock() {
+                    for part in data.drain(..) {
+                        t.merge(&part);
+                    }
                 }
-            }
-        });
-    });
+            });
+        },
+    );
 }
 
 /// Removes part files of earlier runs that this run will not overwrite
 /// (`part-NNNNN` with `NNNNN ≥ peers`, or of another format).
 pub fn clean_stale_parts(out: &OutputSpec, peers: usize) -> iotflow_core::Result<()> {
-    for (kind, format) in [("windows", out.windows), ("alerts", out.alerts), ("rejects", out.rejects), ("late", out.late)] {
+    for (kind, format) in [
+        ("windows", out.windows),
+        ("alerts", out.alerts),
+        ("rejects", out.rejects),
+        ("late", out.late),
+    ] {
         let dir = out.dir.join(kind);
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in rd.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix("part-") else { continue };
+            let Some(rest) = name.strip_prefix("part-") else {
+                continue;
+            };
             let (num, ext) = rest.split_once('.').unwrap_or((rest, ""));
-            let stale = num.parse::<usize>().map_or(false, |n| n >= peers) || ext != format.extension();
+            let stale = num.parse::<usize>().is_ok_and(|n| n >= peers) || ext != format.extension();
             if stale {
-                std::fs::remove_file(entry.path()).map_err(|e| iotflow_core::Error::io(entry.path(), e))?;
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| iotflow_core::Error::io(entry.path(), e))?;
             }
         }
     }

@@ -10,10 +10,10 @@ use iotflow_core::tally::Tally;
 use iotflow_file::source::{FileSource, plan};
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
 use crate::config::{InputSpec, JobConfig};
 use crate::fleet::{attach_sinks, clean_stale_parts, collect_tally, fleet_dataflow};
 use crate::sim_source::SharedGenerator;
-use crate::Error;
 
 /// What a run did.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -58,17 +58,25 @@ impl RunReport {
 
 /// Runs the fleet pipeline described by `cfg`. `progress`, if given, receives
 /// the live counters (for a progress bar) before the workers start.
-pub fn run(cfg: &JobConfig, progress: Option<&mut dyn FnMut(&JobContext)>) -> Result<RunReport, Error> {
+pub fn run(
+    cfg: &JobConfig,
+    progress: Option<&mut dyn FnMut(&JobContext)>,
+) -> Result<RunReport, Error> {
     cfg.validate()?;
     let ctx = JobContext::new();
     let peers = cfg.cluster.peers();
     let (splits, format, generator) = match &cfg.input {
         InputSpec::Files { paths, format } => {
             let splits = plan(paths, cfg.split_bytes)?;
-            let format = format.unwrap_or_else(|| InputFormat::from_path(std::path::Path::new(&paths[0])));
+            let format =
+                format.unwrap_or_else(|| InputFormat::from_path(std::path::Path::new(&paths[0])));
             (Arc::new(splits), format, None)
         }
-        InputSpec::Sim(fleet) => (Arc::new(Vec::new()), InputFormat::Ndjson, Some(SharedGenerator::new(fleet))),
+        InputSpec::Sim(fleet) => (
+            Arc::new(Vec::new()),
+            InputFormat::Ndjson,
+            Some(SharedGenerator::new(fleet)),
+        ),
     };
     if cfg.cluster.process == 0 {
         clean_stale_parts(&cfg.output, peers)?;

@@ -21,7 +21,9 @@ pub struct SharedGenerator {
 
 impl std::fmt::Debug for SharedGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedGenerator").field("name", &self.name).finish()
+        f.debug_struct("SharedGenerator")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -30,13 +32,19 @@ impl SharedGenerator {
     pub fn new(cfg: &FleetConfig) -> Self {
         SharedGenerator {
             inner: Arc::new(Mutex::new((FleetGenerator::new(cfg), 0))),
-            name: Arc::from(format!("sim:fleet-v1(seed={},lines={})", cfg.seed, cfg.lines)),
+            name: Arc::from(format!(
+                "sim:fleet-v1(seed={},lines={})",
+                cfg.seed, cfg.lines
+            )),
         }
     }
 
     /// A source reading from this generator.
     pub fn source(&self) -> SimSource {
-        SimSource { gen_: self.clone(), chunk_bytes: 1 << 20 }
+        SimSource {
+            gen_: self.clone(),
+            chunk_bytes: 1 << 20,
+        }
     }
 }
 
@@ -56,7 +64,11 @@ impl Source for SimSource {
         loop {
             let mut data = Vec::with_capacity(self.chunk_bytes + 256);
             let offset = {
-                let mut g = self.gen_.inner.lock().map_err(|_| Error::Disconnected("generator lock poisoned"))?;
+                let mut g = self
+                    .gen_
+                    .inner
+                    .lock()
+                    .map_err(|_| Error::Disconnected("generator lock poisoned"))?;
                 let offset = g.1;
                 if g.0.fill(&mut data, self.chunk_bytes) == 0 {
                     return Ok(());
@@ -64,7 +76,14 @@ impl Source for SimSource {
                 g.1 += data.len() as u64;
                 offset
             };
-            if out.send_blocking(Ok(Chunk { source: self.gen_.name.clone(), offset, data })).is_err() {
+            if out
+                .send_blocking(Ok(Chunk {
+                    source: self.gen_.name.clone(),
+                    offset,
+                    data,
+                }))
+                .is_err()
+            {
                 return Ok(());
             }
         }

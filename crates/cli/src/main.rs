@@ -128,14 +128,19 @@ struct GenerateArgs {
 }
 
 fn default_workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Demo(a) => demo(a),
         Command::Run(a) => run(a),
@@ -144,7 +149,16 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Library errors often repeat their source in their own message;
+            // print each cause only when it adds something.
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg = format!("{msg}: {c}");
+                }
+            }
+            eprintln!("error: {msg}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -152,9 +166,16 @@ fn main() -> std::process::ExitCode {
 
 fn demo(a: DemoArgs) -> Result<()> {
     let mut cfg = JobConfig::default();
-    let fleet = FleetConfig { lines: a.lines, seed: a.seed, ..FleetConfig::default() };
+    let fleet = FleetConfig {
+        lines: a.lines,
+        seed: a.seed,
+        ..FleetConfig::default()
+    };
     cfg.input = InputSpec::Sim(fleet);
-    cfg.output = OutputSpec { dir: a.data_dir.clone(), ..OutputSpec::default() };
+    cfg.output = OutputSpec {
+        dir: a.data_dir.clone(),
+        ..OutputSpec::default()
+    };
     cfg.cluster = ClusterConfig::local(a.workers.unwrap_or_else(default_workers));
     eprintln!(
         "iotflow demo: {} fleet-v1 readings (seed {}) → validate → 10 s windows → z-score alerts, {} workers",
@@ -162,7 +183,10 @@ fn demo(a: DemoArgs) -> Result<()> {
     );
     let report = progress::run_with_bar(&cfg, a.lines, progress::Unit::Lines)?;
     summary::print_text(&report, &cfg);
-    eprintln!("\nresults in {}/: windows/ (Parquet lake), alerts/, rejects/, late/", a.data_dir.display());
+    eprintln!(
+        "\nresults in {}/: windows/ (Parquet lake), alerts/, rejects/, late/",
+        a.data_dir.display()
+    );
     Ok(())
 }
 
@@ -172,7 +196,10 @@ fn run(a: RunArgs) -> Result<()> {
         None => JobConfig::default(),
     };
     if !a.input.is_empty() {
-        cfg.input = InputSpec::Files { paths: a.input.clone(), format: None };
+        cfg.input = InputSpec::Files {
+            paths: a.input.clone(),
+            format: None,
+        };
     }
     if let Some(dir) = &a.output {
         cfg.output.dir = dir.clone();
@@ -203,7 +230,11 @@ fn run(a: RunArgs) -> Result<()> {
             .sum(),
         InputSpec::Sim(f) => f.lines,
     };
-    let unit = if matches!(cfg.input, InputSpec::Sim(_)) { progress::Unit::Lines } else { progress::Unit::Bytes };
+    let unit = if matches!(cfg.input, InputSpec::Sim(_)) {
+        progress::Unit::Lines
+    } else {
+        progress::Unit::Bytes
+    };
     let report = if matches!(a.summary, SummaryFormat::Json) {
         iotflow_pipelines::run::run(&cfg, None)?
     } else {
@@ -217,11 +248,14 @@ fn run(a: RunArgs) -> Result<()> {
 }
 
 fn generate(a: GenerateArgs) -> Result<()> {
-    let cfg = FleetConfig { lines: a.lines, seed: a.seed, ..FleetConfig::default() };
+    let cfg = FleetConfig {
+        lines: a.lines,
+        seed: a.seed,
+        ..FleetConfig::default()
+    };
     let bar = progress::bar(a.lines, progress::Unit::Lines);
     let started = std::time::Instant::now();
-    let meta = iotflow_sim::write_file(&cfg, &a.out, |n| bar.set_position(n))
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    let meta = iotflow_sim::write_file(&cfg, &a.out, |n| bar.set_position(n))?;
     bar.finish_and_clear();
     eprintln!(
         "wrote {} lines ({} malformed, {} spikes) to {} in {:.2}s; counts in {}",

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use iotflow_core::tally::Progress;
 use iotflow_pipelines::config::JobConfig;
 use iotflow_pipelines::run::{RunReport, run};
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// What the bar counts.
 #[derive(Clone, Copy, Debug)]
@@ -19,8 +19,12 @@ pub(crate) enum Unit {
 pub(crate) fn bar(total: u64, unit: Unit) -> ProgressBar {
     let bar = ProgressBar::new(total);
     let template = match unit {
-        Unit::Lines => "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} lines ({per_sec}, eta {eta}) {msg}",
-        Unit::Bytes => "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, eta {eta}) {msg}",
+        Unit::Lines => {
+            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} lines ({per_sec}, eta {eta}) {msg}"
+        }
+        Unit::Bytes => {
+            "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, eta {eta}) {msg}"
+        }
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);

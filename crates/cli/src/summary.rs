@@ -18,10 +18,17 @@ fn thousands(n: u64) -> String {
 pub(crate) fn print_text(r: &RunReport, cfg: &JobConfig) {
     let t = &r.tally;
     if r.process != 0 {
-        println!("process {} of {} done in {:.2}s (totals are reported by process 0)", r.process, r.processes, r.seconds);
+        println!(
+            "process {} of {} done in {:.2}s (totals are reported by process 0)",
+            r.process, r.processes, r.seconds
+        );
         return;
     }
-    let rate = if r.seconds > 0.0 { t.lines as f64 / r.seconds } else { 0.0 };
+    let rate = if r.seconds > 0.0 {
+        t.lines as f64 / r.seconds
+    } else {
+        0.0
+    };
     println!("lines      {:>14}", thousands(t.lines));
     println!("valid      {:>14}", thousands(t.valid));
     println!("rejected   {:>14}", thousands(t.rejected_total()));
@@ -29,10 +36,22 @@ pub(crate) fn print_text(r: &RunReport, cfg: &JobConfig) {
         println!("  {reason:<16} {:>10}", thousands(*n));
     }
     println!("late       {:>14}", thousands(t.late));
-    println!("windows    {:>14}   ({} readings, {} ms tumbling)", thousands(t.windows), thousands(t.windowed), cfg.window.size_ms);
+    println!(
+        "windows    {:>14}   ({} readings, {} ms tumbling)",
+        thousands(t.windows),
+        thousands(t.windowed),
+        cfg.window.size_ms
+    );
     println!("alerts     {:>14}", thousands(t.alerts));
-    println!("time       {:>13.2}s   {} lines/s", r.seconds, thousands(rate as u64));
-    println!("workers    {:>14}   × {} process(es)", r.workers, r.processes);
+    println!(
+        "time       {:>13.2}s   {} lines/s",
+        r.seconds,
+        thousands(rate as u64)
+    );
+    println!(
+        "workers    {:>14}   × {} process(es)",
+        r.workers, r.processes
+    );
     println!("peak RSS   {:>11} MiB", r.peak_rss_bytes >> 20);
     if let Err(e) = t.check_conservation(true) {
         println!("WARNING: counts not conserved: {e}");

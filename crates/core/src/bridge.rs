@@ -35,7 +35,9 @@ pub struct BridgeReceiver<T> {
 
 impl<T> std::fmt::Debug for BridgeSender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BridgeSender").field("capacity", &self.tx.max_capacity()).finish()
+        f.debug_struct("BridgeSender")
+            .field("capacity", &self.tx.max_capacity())
+            .finish()
     }
 }
 
@@ -48,7 +50,10 @@ impl<T> std::fmt::Debug for BridgeReceiver<T> {
 /// A bounded bridge holding at most `capacity` items. `activator` (if any) is
 /// poked after every send, and once more when the sender is dropped so the
 /// receiver sees the end.
-pub fn bridge<T>(capacity: usize, activator: Option<SyncActivator>) -> (BridgeSender<T>, BridgeReceiver<T>) {
+pub fn bridge<T>(
+    capacity: usize,
+    activator: Option<SyncActivator>,
+) -> (BridgeSender<T>, BridgeReceiver<T>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     (BridgeSender { tx, activator }, BridgeReceiver { rx })
 }
@@ -56,7 +61,10 @@ pub fn bridge<T>(capacity: usize, activator: Option<SyncActivator>) -> (BridgeSe
 impl<T> BridgeSender<T> {
     /// Sends from an async task, waiting while the channel is full.
     pub async fn send(&self, item: T) -> Result<(), Error> {
-        self.tx.send(item).await.map_err(|_| Error::Disconnected("receiver dropped"))?;
+        self.tx
+            .send(item)
+            .await
+            .map_err(|_| Error::Disconnected("receiver dropped"))?;
         self.poke();
         Ok(())
     }
@@ -64,7 +72,9 @@ impl<T> BridgeSender<T> {
     /// Sends from a plain thread, blocking while the channel is full. Must not
     /// be called from inside an async runtime.
     pub fn send_blocking(&self, item: T) -> Result<(), Error> {
-        self.tx.blocking_send(item).map_err(|_| Error::Disconnected("receiver dropped"))?;
+        self.tx
+            .blocking_send(item)
+            .map_err(|_| Error::Disconnected("receiver dropped"))?;
         self.poke();
         Ok(())
     }

@@ -66,7 +66,10 @@ impl Lateness {
     pub fn horizon(&self, ts: Timestamp) -> Timestamp {
         match *self {
             Lateness::Record => ts,
-            Lateness::Window { size_ms, allowed_ms } => {
+            Lateness::Window {
+                size_ms,
+                allowed_ms,
+            } => {
                 let size = size_ms.max(1);
                 ts - ts % size + size - 1 + allowed_ms
             }
@@ -149,7 +152,11 @@ impl Watermark {
 
     #[inline]
     fn frontier_of(max_ts: Timestamp, disorder: u64) -> Timestamp {
-        if max_ts >= disorder { max_ts - disorder + 1 } else { 0 }
+        if max_ts >= disorder {
+            max_ts - disorder + 1
+        } else {
+            0
+        }
     }
 }
 
@@ -191,22 +198,27 @@ pub fn event_time_source<'scope>(
     let (late_out, late) = builder.new_output();
     let (rejects_out, rejects) = builder.new_output();
     let (tally_out, tally) = builder.new_output();
-    let mut readings_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(readings_out);
+    let mut readings_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(readings_out);
     let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
-    let mut rejects_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
+    let mut rejects_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
     let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
 
     let activator = scope.worker().sync_activator_for(info.address.to_vec());
-    let self_activator = scope.activator_for(info.address.clone());
-    let (tx, mut rx) = bridge::bridge::<crate::Result<Chunk>>(config.channel_capacity, Some(activator));
+    let self_activator = scope.activator_for(info.address);
+    let (tx, mut rx) =
+        bridge::bridge::<crate::Result<Chunk>>(config.channel_capacity, Some(activator));
     let thread_name = format!("{name}-io-{}", scope.index());
     let io_ctx = ctx.clone();
-    let spawned = std::thread::Builder::new().name(thread_name).spawn(move || {
-        if let Err(e) = source.run(&tx) {
-            // The worker records it when it reads the error.
-            let _ = tx.send_blocking(Err(e));
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            if let Err(e) = source.run(&tx) {
+                // The worker records it when it reads the error.
+                let _ = tx.send_blocking(Err(e));
+            }
+        });
     if let Err(e) = spawned {
         io_ctx.fail(format!("{name}: cannot start I/O thread: {e}"));
     }
@@ -259,10 +271,14 @@ pub fn event_time_source<'scope>(
                     tally.valid += (ok_buf.len() + late_buf.len()) as u64;
                     tally.late += late_buf.len() as u64;
                     let p = &ctx.progress;
-                    p.lines.fetch_add(lines, std::sync::atomic::Ordering::Relaxed);
-                    p.bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                    p.rejected.fetch_add(rej_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    p.late.fetch_add(late_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    p.lines
+                        .fetch_add(lines, std::sync::atomic::Ordering::Relaxed);
+                    p.bytes
+                        .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                    p.rejected
+                        .fetch_add(rej_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    p.late
+                        .fetch_add(late_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     for rej in &rej_buf {
                         match rejected_by.iter_mut().find(|(r, _)| *r == rej.reason) {
                             Some((_, n)) => *n += 1,
@@ -271,13 +287,17 @@ pub fn event_time_source<'scope>(
                     }
                     debug_assert!(held[0].time() <= &batch_time);
                     if !ok_buf.is_empty() {
-                        readings_out.session(&held[0]).give_iterator(ok_buf.drain(..));
+                        readings_out
+                            .session(&held[0])
+                            .give_iterator(ok_buf.drain(..));
                     }
                     if !late_buf.is_empty() {
                         late_out.session(&held[1]).give_iterator(late_buf.drain(..));
                     }
                     if !rej_buf.is_empty() {
-                        rejects_out.session(&held[2]).give_iterator(rej_buf.drain(..));
+                        rejects_out
+                            .session(&held[2])
+                            .give_iterator(rej_buf.drain(..));
                     }
                     for c in held.iter_mut() {
                         c.downgrade(&frontier);
@@ -302,7 +322,12 @@ pub fn event_time_source<'scope>(
         }
     });
 
-    EventStreams { readings, late, rejects, tally }
+    EventStreams {
+        readings,
+        late,
+        rejects,
+        tally,
+    }
 }
 
 /// Splits a chunk into records, decodes and validates them. Returns (records, bytes).
@@ -320,7 +345,10 @@ fn decode_chunk(
     let mut reject = |offset: usize, reason, raw: &[u8]| {
         let keep = raw.len().min(64 * 1024);
         rej(Reject {
-            pos: SourcePos { source: chunk.source.clone(), offset: chunk.offset + offset as u64 },
+            pos: SourcePos {
+                source: chunk.source.clone(),
+                offset: chunk.offset + offset as u64,
+            },
             reason,
             raw: raw[..keep].to_vec(),
         });
@@ -369,7 +397,10 @@ mod tests {
 
     #[test]
     fn window_horizon() {
-        let l = Lateness::Window { size_ms: 10_000, allowed_ms: 0 };
+        let l = Lateness::Window {
+            size_ms: 10_000,
+            allowed_ms: 0,
+        };
         assert_eq!(l.horizon(12_345), 19_999);
         assert_eq!(l.horizon(20_000), 29_999);
         assert_eq!(Lateness::Record.horizon(7), 7);

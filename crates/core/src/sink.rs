@@ -66,7 +66,10 @@ impl SinkHandle {
     pub fn join(mut self) -> Result<u64> {
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(crate::Error::Sink { sink: self.name.clone(), message: "writer thread panicked".into() }),
+            Some(Err(_)) => Err(crate::Error::Sink {
+                sink: self.name.clone(),
+                message: "writer thread panicked".into(),
+            }),
             None => Ok(0),
         }
     }
@@ -98,7 +101,12 @@ pub trait WriteTo<D> {
     /// }).expect("timely");
     /// assert_eq!(out.lock().unwrap().len(), 10);
     /// ```
-    fn write_to<S: Sink<D>>(self, name: &str, sink: S, ctx: crate::context::JobContext) -> SinkHandle;
+    fn write_to<S: Sink<D>>(
+        self,
+        name: &str,
+        sink: S,
+        ctx: crate::context::JobContext,
+    ) -> SinkHandle;
 }
 
 impl<'scope, T, D> WriteTo<D> for timely::dataflow::StreamVec<'scope, T, D>
@@ -106,32 +114,39 @@ where
     T: timely::progress::Timestamp,
     D: Send + 'static,
 {
-    fn write_to<S: Sink<D>>(self, name: &str, mut sink: S, ctx: crate::context::JobContext) -> SinkHandle {
+    fn write_to<S: Sink<D>>(
+        self,
+        name: &str,
+        mut sink: S,
+        ctx: crate::context::JobContext,
+    ) -> SinkHandle {
         use timely::dataflow::channels::pact::Pipeline;
         use timely::dataflow::operators::generic::Operator;
 
         let (tx, mut rx) = crate::bridge::bridge::<Vec<D>>(crate::bridge::DEFAULT_CAPACITY, None);
         let sink_name = name.to_owned();
         let thread_ctx = ctx.clone();
-        let thread = std::thread::Builder::new().name(format!("{name}-sink")).spawn(move || {
-            let mut written = 0u64;
-            let mut failed: Option<crate::Error> = None;
-            while let Some(batch) = rx.recv_blocking() {
-                if failed.is_none() {
-                    match sink.write(&batch) {
-                        Ok(()) => written += batch.len() as u64,
-                        Err(e) => {
-                            thread_ctx.fail(format!("sink {sink_name}: {e}"));
-                            failed = Some(e);
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-sink"))
+            .spawn(move || {
+                let mut written = 0u64;
+                let mut failed: Option<crate::Error> = None;
+                while let Some(batch) = rx.recv_blocking() {
+                    if failed.is_none() {
+                        match sink.write(&batch) {
+                            Ok(()) => written += batch.len() as u64,
+                            Err(e) => {
+                                thread_ctx.fail(format!("sink {sink_name}: {e}"));
+                                failed = Some(e);
+                            }
                         }
                     }
                 }
-            }
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            sink.close().map(|()| written)
-        });
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                sink.close().map(|()| written)
+            });
         let thread = match thread {
             Ok(t) => Some(t),
             Err(e) => {
@@ -144,17 +159,20 @@ where
         let op_name = name.to_owned();
         self.sink(Pipeline, name, move |(input, frontier)| {
             input.for_each(|_cap, data| {
-                if let Some(t) = &tx {
-                    if t.send_blocking(std::mem::take(data)).is_err() {
-                        op_ctx.fail(format!("sink {op_name}: writer thread stopped"));
-                        tx = None;
-                    }
+                if let Some(t) = &tx
+                    && t.send_blocking(std::mem::take(data)).is_err()
+                {
+                    op_ctx.fail(format!("sink {op_name}: writer thread stopped"));
+                    tx = None;
                 }
             });
             if frontier.is_empty() {
                 tx = None;
             }
         });
-        SinkHandle { name: name.to_owned(), thread }
+        SinkHandle {
+            name: name.to_owned(),
+            thread,
+        }
     }
 }

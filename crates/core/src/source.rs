@@ -57,7 +57,11 @@ impl MemorySource {
                 data.push(b'\n');
             }
             let len = data.len() as u64;
-            chunks.push(Chunk { source: name.clone(), offset, data });
+            chunks.push(Chunk {
+                source: name.clone(),
+                offset,
+                data,
+            });
             offset += len;
         }
         MemorySource { chunks }

@@ -63,7 +63,10 @@ impl Tally {
             ));
         }
         if windowed_ran && self.valid != self.windowed + self.late {
-            return Err(format!("valid {} != windowed {} + late {}", self.valid, self.windowed, self.late));
+            return Err(format!(
+                "valid {} != windowed {} + late {}",
+                self.valid, self.windowed, self.late
+            ));
         }
         Ok(())
     }

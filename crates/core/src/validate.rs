@@ -50,17 +50,26 @@ impl Rules {
     /// vibration 0..50; unknown metrics rejected.
     pub fn fleet_default() -> Self {
         let mut metrics = BTreeMap::new();
-        for (name, min, max) in
-            [("temp", -50.0, 150.0), ("humidity", 0.0, 100.0), ("pressure", 800.0, 1200.0), ("vibration", 0.0, 50.0)]
-        {
+        for (name, min, max) in [
+            ("temp", -50.0, 150.0),
+            ("humidity", 0.0, 100.0),
+            ("pressure", 800.0, 1200.0),
+            ("vibration", 0.0, 50.0),
+        ] {
             metrics.insert(name.to_owned(), Range { min, max });
         }
-        Rules { metrics, allow_unknown_metrics: false }
+        Rules {
+            metrics,
+            allow_unknown_metrics: false,
+        }
     }
 
     /// Rules that accept any finite value of any metric.
     pub fn permissive() -> Self {
-        Rules { metrics: BTreeMap::new(), allow_unknown_metrics: true }
+        Rules {
+            metrics: BTreeMap::new(),
+            allow_unknown_metrics: true,
+        }
     }
 
     /// Checks one reading.
@@ -98,19 +107,29 @@ pub trait Validate<'scope, T: Timestamp> {
     /// assert_eq!(valid.len(), 1);
     /// assert_eq!(rejects[0].reason.code(), "out_of_range");
     /// ```
-    fn validate(self, name: &str, rules: &Rules) -> (StreamVec<'scope, T, Reading>, StreamVec<'scope, T, Reject>);
+    fn validate(
+        self,
+        name: &str,
+        rules: &Rules,
+    ) -> (StreamVec<'scope, T, Reading>, StreamVec<'scope, T, Reject>);
 }
 
 impl<'scope, T: Timestamp> Validate<'scope, T> for StreamVec<'scope, T, Reading> {
-    fn validate(self, name: &str, rules: &Rules) -> (StreamVec<'scope, T, Reading>, StreamVec<'scope, T, Reject>) {
+    fn validate(
+        self,
+        name: &str,
+        rules: &Rules,
+    ) -> (StreamVec<'scope, T, Reading>, StreamVec<'scope, T, Reject>) {
         let rules = rules.clone();
         let source: Arc<str> = Arc::from(name);
         let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
         let mut input = builder.new_input(self, Pipeline);
         let (ok, ok_stream) = builder.new_output();
         let (err, err_stream): (_, Stream<'scope, T, Vec<Reject>>) = builder.new_output();
-        let mut ok = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Reading>>>::from(ok);
-        let mut err = OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Reject>>>::from(err);
+        let mut ok =
+            OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Reading>>>::from(ok);
+        let mut err =
+            OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<Reject>>>::from(err);
         builder.build(move |_| {
             move |_frontiers| {
                 let mut ok = ok.activate();
@@ -122,7 +141,10 @@ impl<'scope, T: Timestamp> Validate<'scope, T> for StreamVec<'scope, T, Reading>
                         match rules.check(&r) {
                             Ok(()) => ok.give(r),
                             Err(reason) => err.give(Reject {
-                                pos: SourcePos { source: source.clone(), offset: 0 },
+                                pos: SourcePos {
+                                    source: source.clone(),
+                                    offset: 0,
+                                },
                                 reason,
                                 raw: serde_json::to_vec(&r).unwrap_or_default(),
                             }),

@@ -60,22 +60,37 @@ pub struct ClusterConfig {
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        ClusterConfig { workers: 1, processes: 1, process: 0, addresses: Vec::new() }
+        ClusterConfig {
+            workers: 1,
+            processes: 1,
+            process: 0,
+            addresses: Vec::new(),
+        }
     }
 }
 
 impl ClusterConfig {
     /// One process with `workers` threads.
     pub fn local(workers: usize) -> Self {
-        ClusterConfig { workers: workers.max(1), ..Default::default() }
+        ClusterConfig {
+            workers: workers.max(1),
+            ..Default::default()
+        }
     }
 
     /// Reads process addresses from a hosts file: one `host:port` per line,
     /// blank lines and `#` comments ignored.
     pub fn read_hosts(path: &Path) -> Result<Vec<String>, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::HostsFile { path: path.display().to_string(), source })?;
-        Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect())
+        let text = std::fs::read_to_string(path).map_err(|source| Error::HostsFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect())
     }
 
     /// Total workers of the cluster.
@@ -122,7 +137,10 @@ impl ClusterConfig {
         } else {
             CommunicationConfig::Thread
         };
-        timely::Config { communication, worker: timely::WorkerConfig::default() }
+        timely::Config {
+            communication,
+            worker: timely::WorkerConfig::default(),
+        }
     }
 }
 
@@ -141,7 +159,11 @@ where
         "starting timely workers"
     );
     let guards = timely::execute(cluster.timely(), job).map_err(Error::Start)?;
-    guards.join().into_iter().map(|r| r.map_err(Error::Worker)).collect()
+    guards
+        .join()
+        .into_iter()
+        .map(|r| r.map_err(Error::Worker))
+        .collect()
 }
 
 /// Steps `worker` until `done` says so, parking while idle (sources wake it).
@@ -157,9 +179,22 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        let c = ClusterConfig { processes: 2, ..Default::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("2 processes need 2 addresses"));
-        let c = ClusterConfig { process: 3, processes: 2, addresses: vec!["a:1".into(), "b:2".into()], ..Default::default() };
+        let c = ClusterConfig {
+            processes: 2,
+            ..Default::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("2 processes need 2 addresses")
+        );
+        let c = ClusterConfig {
+            process: 3,
+            processes: 2,
+            addresses: vec!["a:1".into(), "b:2".into()],
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
         assert!(ClusterConfig::local(4).validate().is_ok());
     }

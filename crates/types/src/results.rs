@@ -26,7 +26,12 @@ pub struct Stats {
 
 impl Default for Stats {
     fn default() -> Self {
-        Stats { count: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, sum: 0.0 }
+        Stats {
+            count: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            sum: 0.0,
+        }
     }
 }
 

@@ -24,7 +24,11 @@ pub struct Ewma {
 impl Ewma {
     /// A detector with smoothing `alpha`, threshold 6 and warm-up 30.
     pub fn new(alpha: f64) -> Self {
-        Ewma { alpha, threshold: 6.0, warmup: 30 }
+        Ewma {
+            alpha,
+            threshold: 6.0,
+            warmup: 30,
+        }
     }
 
     /// Sets the |z| threshold.
@@ -41,11 +45,17 @@ impl Ewma {
 
     /// Checks the parameters.
     pub fn validate(&self) -> Result<(), iotflow_core::Error> {
-        if !(self.alpha > 0.0 && self.alpha <= 1.0) {
-            return Err(iotflow_core::Error::Config(format!("ewma alpha must be in (0, 1], got {}", self.alpha)));
+        if self.alpha.is_nan() || self.alpha <= 0.0 || self.alpha > 1.0 {
+            return Err(iotflow_core::Error::Config(format!(
+                "ewma alpha must be in (0, 1], got {}",
+                self.alpha
+            )));
         }
-        if !(self.threshold > 0.0) {
-            return Err(iotflow_core::Error::Config(format!("ewma threshold must be > 0, got {}", self.threshold)));
+        if self.threshold.is_nan() || self.threshold <= 0.0 {
+            return Err(iotflow_core::Error::Config(format!(
+                "ewma threshold must be > 0, got {}",
+                self.threshold
+            )));
         }
         Ok(())
     }
@@ -68,7 +78,11 @@ impl EwmaState {
     #[inline]
     pub fn update(&mut self, v: f64, p: &Ewma) -> Option<f64> {
         if self.n == 0 {
-            *self = EwmaState { n: 1, mean: v, var: 0.0 };
+            *self = EwmaState {
+                n: 1,
+                mean: v,
+                var: 0.0,
+            };
             return None;
         }
         let diff = v - self.mean;
@@ -121,32 +135,38 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
         let mut input = builder.new_input(self, Exchange::new(key_hash));
         let (alerts_out, alerts) = builder.new_output();
         let (tally_out, tally) = builder.new_output();
-        let mut alerts_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Alert>>>::from(alerts_out);
-        let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
+        let mut alerts_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<Alert>>>::from(alerts_out);
+        let mut tally_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
         let detector = SmallStr::from(name);
 
         builder.build(move |caps| {
             let mut caps: Option<Vec<Capability<Timestamp>>> = Some(caps);
             let mut state: FxHashMap<SeriesKey, EwmaState> = FxHashMap::default();
             let mut pending: Vec<Reading> = Vec::new();
+            let mut ready: Vec<Reading> = Vec::new();
             let mut released_below: Timestamp = 0;
             let mut alerts: Vec<Alert> = Vec::new();
             let mut tally = Tally::default();
             move |frontiers| {
                 let Some(held) = caps.as_mut() else { return };
                 let mut score = |r: &Reading, alerts: &mut Vec<Alert>| {
-                    let key = SeriesKey { device: r.device.clone(), metric: r.metric.clone() };
-                    if let Some(z) = state.entry(key).or_default().update(r.value, &p) {
-                        if z.abs() > p.threshold {
-                            alerts.push(Alert {
-                                device: r.device.clone(),
-                                metric: r.metric.clone(),
-                                ts: r.ts,
-                                value: r.value,
-                                score: z,
-                                detector: detector.clone(),
-                            });
-                        }
+                    let key = SeriesKey {
+                        device: r.device.clone(),
+                        metric: r.metric.clone(),
+                    };
+                    if let Some(z) = state.entry(key).or_default().update(r.value, &p)
+                        && z.abs() > p.threshold
+                    {
+                        alerts.push(Alert {
+                            device: r.device.clone(),
+                            metric: r.metric.clone(),
+                            ts: r.ts,
+                            value: r.value,
+                            score: z,
+                            detector: detector.clone(),
+                        });
                     }
                 };
                 input.for_each(|_cap, data| {
@@ -161,18 +181,31 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
                 let frontier = frontiers[0].frontier().iter().min().copied();
                 let bound = frontier.unwrap_or(Timestamp::MAX);
                 if bound > released_below && !pending.is_empty() {
-                    // Event-time order; equal times by value so the result
-                    // does not depend on arrival order between workers.
-                    pending.sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then(a.value.total_cmp(&b.value)));
-                    let cut = pending.partition_point(|r| r.ts < bound);
-                    for r in pending.drain(..cut) {
+                    // Each reading is sorted once, when it is released:
+                    // move out what the frontier passed, then order it by
+                    // event time; equal times by value so the result does not
+                    // depend on arrival order between workers.
+                    let mut k = 0;
+                    while k < pending.len() {
+                        if pending[k].ts < bound {
+                            ready.push(pending.swap_remove(k));
+                        } else {
+                            k += 1;
+                        }
+                    }
+                    ready
+                        .sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then(a.value.total_cmp(&b.value)));
+                    for r in ready.drain(..) {
                         score(&r, &mut alerts);
                     }
                 }
                 released_below = released_below.max(bound);
                 if !alerts.is_empty() {
                     tally.alerts += alerts.len() as u64;
-                    alerts_out.activate().session(&held[0]).give_iterator(alerts.drain(..));
+                    alerts_out
+                        .activate()
+                        .session(&held[0])
+                        .give_iterator(alerts.drain(..));
                 }
                 match frontier {
                     Some(f) => {
@@ -181,7 +214,10 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
                         }
                     }
                     None => {
-                        tally_out.activate().session(&held[1]).give(std::mem::take(&mut tally));
+                        tally_out
+                            .activate()
+                            .session(&held[1])
+                            .give(std::mem::take(&mut tally));
                         caps = None;
                     }
                 }

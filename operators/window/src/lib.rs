@@ -23,6 +23,6 @@
 mod state;
 mod tumbling;
 
+pub use iotflow_types::{SeriesKey, Stats, WindowResult};
 pub use state::TumblingState;
 pub use tumbling::{Tumbling, TumblingConfig, WindowStreams};
-pub use iotflow_types::{SeriesKey, Stats, WindowResult};

@@ -11,13 +11,20 @@ use serde::{Deserialize, Serialize};
 /// (plus the input frontier the checkpoint was taken at); it serializes with
 /// serde.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(bound(serialize = "K: Serialize + Eq + Hash", deserialize = "K: Deserialize<'de> + Eq + Hash"))]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + Hash",
+    deserialize = "K: Deserialize<'de> + Eq + Hash"
+))]
 pub struct TumblingState<K> {
     size_ms: u64,
     allowed_ms: u64,
     /// Windows whose start is below this have fired.
     closed_below: Timestamp,
     windows: BTreeMap<Timestamp, FxHashMap<K, Stats>>,
+    /// Keys in the last fired window: new windows start with that capacity
+    /// instead of growing (and rehashing) from empty.
+    #[serde(default)]
+    keys_hint: usize,
 }
 
 /// Where a value went.
@@ -32,7 +39,13 @@ pub(crate) enum Placed {
 impl<K: Eq + Hash + Clone> TumblingState<K> {
     /// Empty state for windows of `size_ms`, open `allowed_ms` after their end.
     pub fn new(size_ms: u64, allowed_ms: u64) -> Self {
-        TumblingState { size_ms: size_ms.max(1), allowed_ms, closed_below: 0, windows: BTreeMap::new() }
+        TumblingState {
+            size_ms: size_ms.max(1),
+            allowed_ms,
+            closed_below: 0,
+            windows: BTreeMap::new(),
+            keys_hint: 0,
+        }
     }
 
     /// Start of the window holding `ts`.
@@ -48,7 +61,13 @@ impl<K: Eq + Hash + Clone> TumblingState<K> {
         if s < self.closed_below {
             return Placed::Late;
         }
-        self.windows.entry(s).or_default().entry(key).or_default().add(value);
+        let hint = self.keys_hint;
+        self.windows
+            .entry(s)
+            .or_insert_with(|| FxHashMap::with_capacity_and_hasher(hint, Default::default()))
+            .entry(key)
+            .or_default()
+            .add(value);
         Placed::Open
     }
 
@@ -60,17 +79,31 @@ impl<K: Eq + Hash + Clone> TumblingState<K> {
     /// Fires every window whose last millisecond plus allowed lateness is
     /// below `frontier` (`None`: end of input, fire all), calling `emit`
     /// window by window in start order.
-    pub(crate) fn fire(&mut self, frontier: Option<Timestamp>, mut emit: impl FnMut(Vec<WindowResult<K>>)) {
+    pub(crate) fn fire(
+        &mut self,
+        frontier: Option<Timestamp>,
+        mut emit: impl FnMut(Vec<WindowResult<K>>),
+    ) {
         while let Some((&s, _)) = self.windows.first_key_value() {
             let last = s + self.size_ms - 1 + self.allowed_ms;
-            if let Some(f) = frontier {
-                if last >= f {
-                    break;
-                }
+            if frontier.is_some_and(|f| last >= f) {
+                break;
             }
-            let Some((_, keys)) = self.windows.pop_first() else { break };
+            let Some((_, keys)) = self.windows.pop_first() else {
+                break;
+            };
+            self.keys_hint = keys.len();
             let end = s + self.size_ms;
-            emit(keys.into_iter().map(|(key, stats)| WindowResult { key, start: s, end, stats }).collect());
+            emit(
+                keys.into_iter()
+                    .map(|(key, stats)| WindowResult {
+                        key,
+                        start: s,
+                        end,
+                        stats,
+                    })
+                    .collect(),
+            );
         }
         // Everything up to the frontier is closed, whether or not it had data.
         match frontier {
@@ -100,7 +133,10 @@ mod tests {
         // watermark 19_999 → frontier 20_000: fires
         st.fire(Some(20_000), |w| out.extend(w));
         assert_eq!(out.len(), 1);
-        assert_eq!((out[0].start, out[0].end, out[0].stats.count), (10_000, 20_000, 1));
+        assert_eq!(
+            (out[0].start, out[0].end, out[0].stats.count),
+            (10_000, 20_000, 1)
+        );
         assert_eq!(st.add(1, 19_999, 1.0), Placed::Late);
         assert_eq!(st.add(1, 20_000, 1.0), Placed::Open);
     }

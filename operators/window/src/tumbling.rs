@@ -29,7 +29,10 @@ pub struct TumblingConfig {
 impl TumblingConfig {
     /// Windows of `size`.
     pub fn new(size: Duration) -> Self {
-        TumblingConfig { size_ms: (size.as_millis() as u64).max(1), allowed_lateness_ms: 0 }
+        TumblingConfig {
+            size_ms: (size.as_millis() as u64).max(1),
+            allowed_lateness_ms: 0,
+        }
     }
 
     /// Keeps windows open `allowed` after the watermark passed them.
@@ -42,13 +45,18 @@ impl TumblingConfig {
     /// window, so that late readings are caught deterministically at the
     /// source.
     pub fn lateness(&self) -> Lateness {
-        Lateness::Window { size_ms: self.size_ms, allowed_ms: self.allowed_lateness_ms }
+        Lateness::Window {
+            size_ms: self.size_ms,
+            allowed_ms: self.allowed_lateness_ms,
+        }
     }
 
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), iotflow_core::Error> {
         if self.size_ms == 0 {
-            return Err(iotflow_core::Error::Config("window size must be > 0".into()));
+            return Err(iotflow_core::Error::Config(
+                "window size must be > 0".into(),
+            ));
         }
         Ok(())
     }
@@ -92,14 +100,22 @@ pub trait Tumbling<'scope> {
     fn tumbling(self, name: &str, size: Duration) -> WindowStreams<'scope, SeriesKey>;
 
     /// Tumbling windows keyed by any function of the reading.
-    fn tumbling_by<K, F>(self, name: &str, config: &TumblingConfig, key: F) -> WindowStreams<'scope, K>
+    fn tumbling_by<K, F>(
+        self,
+        name: &str,
+        config: &TumblingConfig,
+        key: F,
+    ) -> WindowStreams<'scope, K>
     where
         K: Clone + Eq + Hash + Send + 'static,
         F: Fn(&Reading) -> K + Clone + 'static;
 }
 
 fn series_key(r: &Reading) -> SeriesKey {
-    SeriesKey { device: r.device.clone(), metric: r.metric.clone() }
+    SeriesKey {
+        device: r.device.clone(),
+        metric: r.metric.clone(),
+    }
 }
 
 impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
@@ -107,7 +123,12 @@ impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
         self.tumbling_by(name, &TumblingConfig::new(size), series_key)
     }
 
-    fn tumbling_by<K, F>(self, name: &str, config: &TumblingConfig, key: F) -> WindowStreams<'scope, K>
+    fn tumbling_by<K, F>(
+        self,
+        name: &str,
+        config: &TumblingConfig,
+        key: F,
+    ) -> WindowStreams<'scope, K>
     where
         K: Clone + Eq + Hash + Send + 'static,
         F: Fn(&Reading) -> K + Clone + 'static,
@@ -119,9 +140,12 @@ impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
         let (windows_out, windows) = builder.new_output();
         let (late_out, late) = builder.new_output();
         let (tally_out, tally) = builder.new_output();
-        let mut windows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult<K>>>>::from(windows_out);
-        let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
-        let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
+        let mut windows_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult<K>>>>::from(windows_out);
+        let mut late_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
+        let mut tally_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
         let size_ms = config.size_ms.max(1);
         let allowed_ms = config.allowed_lateness_ms;
 
@@ -163,12 +187,19 @@ impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
                         }
                     }
                     None => {
-                        tally_out.activate().session(&held[2]).give(std::mem::take(&mut tally));
+                        tally_out
+                            .activate()
+                            .session(&held[2])
+                            .give(std::mem::take(&mut tally));
                         caps = None;
                     }
                 }
             }
         });
-        WindowStreams { windows, late, tally }
+        WindowStreams {
+            windows,
+            late,
+            tally,
+        }
     }
 }

@@ -62,7 +62,11 @@ impl super::Decoder for CsvDecoder {
         }
         let f = &self.fields;
         let need = |i: usize, field: Field| {
-            if f[i].is_empty() { Err(RejectReason::MissingField(field)) } else { Ok(f[i].as_str()) }
+            if f[i].is_empty() {
+                Err(RejectReason::MissingField(field))
+            } else {
+                Ok(f[i].as_str())
+            }
         };
         let device = need(0, Field::DeviceId)?;
         let ts_text = need(1, Field::Ts)?;
@@ -83,8 +87,18 @@ impl super::Decoder for CsvDecoder {
             return Err(RejectReason::WrongType(Field::Ts));
         };
         let value = super::parse_value(value_text.trim())?;
-        let unit = f.get(4).filter(|u| !u.is_empty()).map(|u| SmallStr::from(u.as_str()));
-        Ok(Reading { device: DeviceId::new(device), ts, metric: Metric::new(metric), value, unit, tags: Tags::new() })
+        let unit = f
+            .get(4)
+            .filter(|u| !u.is_empty())
+            .map(|u| SmallStr::from(u.as_str()));
+        Ok(Reading {
+            device: DeviceId::new(device),
+            ts,
+            metric: Metric::new(metric),
+            value,
+            unit,
+            tags: Tags::new(),
+        })
     }
 
     fn is_header(&mut self, record: &[u8]) -> bool {
@@ -102,15 +116,36 @@ mod tests {
         let mut d = CsvDecoder::new();
         assert!(d.is_header(b"device_id,ts,metric,value,unit"));
         let r = d.decode(b"d-1,17,temp,21.5,C").expect("valid");
-        assert_eq!((r.device.as_str(), r.ts, r.metric.as_str(), r.value), ("d-1", 17, "temp", 21.5));
+        assert_eq!(
+            (r.device.as_str(), r.ts, r.metric.as_str(), r.value),
+            ("d-1", 17, "temp", 21.5)
+        );
         let r = d.decode(b"\"d,\"\"2\",17,temp,1e2").expect("valid");
         assert_eq!(r.device.as_str(), "d,\"2");
         assert_eq!(d.decode(b"d-1,17,temp").err(), Some(RejectReason::BadCsv));
-        assert_eq!(d.decode(b"d-1,17,temp,NaN").err(), Some(RejectReason::NanString));
-        assert_eq!(d.decode(b"d-1,17,temp,1e999").err(), Some(RejectReason::NonFinite));
-        assert_eq!(d.decode(b"d-1,x,temp,1").err(), Some(RejectReason::WrongType(Field::Ts)));
-        assert_eq!(d.decode(b"d-1,17,temp,abc").err(), Some(RejectReason::WrongType(Field::Value)));
-        assert_eq!(d.decode(b",17,temp,1").err(), Some(RejectReason::MissingField(Field::DeviceId)));
-        assert_eq!(d.decode(b"\"d-1,17,temp,1").err(), Some(RejectReason::BadCsv));
+        assert_eq!(
+            d.decode(b"d-1,17,temp,NaN").err(),
+            Some(RejectReason::NanString)
+        );
+        assert_eq!(
+            d.decode(b"d-1,17,temp,1e999").err(),
+            Some(RejectReason::NonFinite)
+        );
+        assert_eq!(
+            d.decode(b"d-1,x,temp,1").err(),
+            Some(RejectReason::WrongType(Field::Ts))
+        );
+        assert_eq!(
+            d.decode(b"d-1,17,temp,abc").err(),
+            Some(RejectReason::WrongType(Field::Value))
+        );
+        assert_eq!(
+            d.decode(b",17,temp,1").err(),
+            Some(RejectReason::MissingField(Field::DeviceId))
+        );
+        assert_eq!(
+            d.decode(b"\"d-1,17,temp,1").err(),
+            Some(RejectReason::BadCsv)
+        );
     }
 }

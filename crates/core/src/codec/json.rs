@@ -66,7 +66,9 @@ impl super::Decoder for JsonDecoder {
         let value = value_field(wire.value)?;
         let unit = match wire.unit {
             Some(raw) if raw.get() != "null" => Some(SmallStr::from(
-                json_str(raw).ok_or(RejectReason::WrongType(Field::Value))?.as_ref(),
+                json_str(raw)
+                    .ok_or(RejectReason::WrongType(Field::Value))?
+                    .as_ref(),
             )),
             _ => None,
         };
@@ -114,7 +116,9 @@ fn has_bare_nan(text: &str) -> bool {
             }
         } else if c == b'"' {
             in_str = true;
-        } else if c == b'N' && b[i..].starts_with(b"NaN") || c == b'I' && b[i..].starts_with(b"Infinity") {
+        } else if c == b'N' && b[i..].starts_with(b"NaN")
+            || c == b'I' && b[i..].starts_with(b"Infinity")
+        {
             return true;
         }
         i += 1;
@@ -230,21 +234,51 @@ mod tests {
     #[test]
     fn fleet_malformed_kinds_map_one_to_one() {
         let cases = [
-            (r#"{"device_id":"d-1","ts":17000"#, RejectReason::InvalidJson),
-            (r#"{"device_id":"d-1","metric":"temp","value":1.0}"#, RejectReason::MissingField(Field::Ts)),
-            (r#"{"device_id":"d-1","ts":1,"metric":"temp","value":NaN,"unit":"C"}"#, RejectReason::NanLiteral),
-            (r#"{"device_id":"d-1","ts":1,"metric":"temp","value":"NaN","unit":"C"}"#, RejectReason::NanString),
-            (r#"{"device_id":"d-1","ts":1,"metric":"temp","value":"n/a","unit":"C"}"#, RejectReason::WrongType(Field::Value)),
-            (r#"{"device_id":"d-1","ts":1,"metric":"temp","value":1e999,"unit":"C"}"#, RejectReason::NonFinite),
+            (
+                r#"{"device_id":"d-1","ts":17000"#,
+                RejectReason::InvalidJson,
+            ),
+            (
+                r#"{"device_id":"d-1","metric":"temp","value":1.0}"#,
+                RejectReason::MissingField(Field::Ts),
+            ),
+            (
+                r#"{"device_id":"d-1","ts":1,"metric":"temp","value":NaN,"unit":"C"}"#,
+                RejectReason::NanLiteral,
+            ),
+            (
+                r#"{"device_id":"d-1","ts":1,"metric":"temp","value":"NaN","unit":"C"}"#,
+                RejectReason::NanString,
+            ),
+            (
+                r#"{"device_id":"d-1","ts":1,"metric":"temp","value":"n/a","unit":"C"}"#,
+                RejectReason::WrongType(Field::Value),
+            ),
+            (
+                r#"{"device_id":"d-1","ts":1,"metric":"temp","value":1e999,"unit":"C"}"#,
+                RejectReason::NonFinite,
+            ),
             (r#"[1,2]"#, RejectReason::NotAnObject),
-            (r#"{"device_id":"d-1","ts":-5,"metric":"temp","value":1}"#, RejectReason::BadTimestamp),
-            (r#"{"device_id":"d-1","ts":1.5,"metric":"temp","value":1}"#, RejectReason::WrongType(Field::Ts)),
-            (r#"{"device_id":7,"ts":1,"metric":"temp","value":1}"#, RejectReason::WrongType(Field::DeviceId)),
+            (
+                r#"{"device_id":"d-1","ts":-5,"metric":"temp","value":1}"#,
+                RejectReason::BadTimestamp,
+            ),
+            (
+                r#"{"device_id":"d-1","ts":1.5,"metric":"temp","value":1}"#,
+                RejectReason::WrongType(Field::Ts),
+            ),
+            (
+                r#"{"device_id":7,"ts":1,"metric":"temp","value":1}"#,
+                RejectReason::WrongType(Field::DeviceId),
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(dec(line).err(), Some(want), "{line}");
         }
-        assert_eq!(JsonDecoder::new().decode(b"\xff\xfe").err(), Some(RejectReason::InvalidUtf8));
+        assert_eq!(
+            JsonDecoder::new().decode(b"\xff\xfe").err(),
+            Some(RejectReason::InvalidUtf8)
+        );
     }
 
     #[test]

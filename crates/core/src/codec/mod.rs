@@ -77,5 +77,7 @@ pub(crate) fn parse_value(text: &str) -> Result<f64, RejectReason> {
 /// `NaN`, `inf`, `Infinity` in any case, with an optional sign.
 pub(crate) fn is_nan_word(text: &str) -> bool {
     let t = text.trim().trim_start_matches(['+', '-']);
-    t.eq_ignore_ascii_case("nan") || t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity")
+    t.eq_ignore_ascii_case("nan")
+        || t.eq_ignore_ascii_case("inf")
+        || t.eq_ignore_ascii_case("infinity")
 }
