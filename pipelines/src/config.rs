@@ -118,6 +118,10 @@ pub struct JobConfig {
     pub cluster: ClusterConfig,
     /// Bytes per file split (default 4 MiB).
     pub split_bytes: u64,
+    /// How far (ms of event time) one worker's source may run ahead of the
+    /// slowest worker before it pauses (default 60 000: six 10 s windows).
+    /// Bounds window state when workers run at different speeds.
+    pub max_ahead_ms: u64,
 }
 
 impl Default for JobConfig {
@@ -134,6 +138,7 @@ impl Default for JobConfig {
             output: OutputSpec::default(),
             cluster: ClusterConfig::default(),
             split_bytes: iotflow_file::source::DEFAULT_SPLIT_BYTES,
+            max_ahead_ms: 60_000,
         }
     }
 }

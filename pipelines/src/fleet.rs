@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use iotflow_anomaly::Score;
 use iotflow_core::codec::Decoder;
 use iotflow_core::context::JobContext;
-use iotflow_core::event_time::event_time_source;
+use iotflow_core::event_time::{FrontierLimit, event_time_source_limited};
 use iotflow_core::sink::{Sink, SinkHandle, WriteTo};
 use iotflow_core::source::Source;
 use iotflow_core::tally::Tally;
@@ -14,7 +14,8 @@ use iotflow_file::sink::{FileRecord, Format, open_sink};
 use iotflow_types::{Alert, Reading, Reject, SeriesKey, Timestamp, WindowResult};
 use iotflow_window::Tumbling;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::{Concat, Operator};
+use timely::dataflow::operators::probe::Handle;
+use timely::dataflow::operators::{Concat, Operator, Probe};
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::config::{JobConfig, OutputSpec};
@@ -47,7 +48,13 @@ pub fn fleet_dataflow<'scope>(
     // The source decides lateness by the window's rule: exactly fleet-v1's
     // "a reading whose window has already fired is late".
     let event_time = cfg.event_time.clone().with_lateness(cfg.window.lateness());
-    let src = event_time_source(
+    // Bound how far one worker's source runs ahead of the slowest one.
+    let probe = Handle::new();
+    let limit = FrontierLimit {
+        probe: probe.clone(),
+        max_ahead_ms: cfg.max_ahead_ms,
+    };
+    let src = event_time_source_limited(
         scope,
         "source",
         source,
@@ -55,6 +62,7 @@ pub fn fleet_dataflow<'scope>(
         cfg.rules.clone(),
         event_time,
         ctx.clone(),
+        Some(limit),
     );
     let w = src
         .readings
@@ -64,12 +72,14 @@ pub fn fleet_dataflow<'scope>(
             metric: r.metric.clone(),
         });
     let z = src.readings.clone().score("zscore", cfg.zscore);
+    let windows = w.windows.probe_with(&probe);
+    let alerts = z.alerts.probe_with(&probe);
     FleetStreams {
         readings: src.readings,
         late: src.late.concat(w.late),
         rejects: src.rejects,
-        windows: w.windows,
-        alerts: z.alerts,
+        windows,
+        alerts,
         tally: src.tally.concat(w.tally).concat(z.tally),
     }
 }

@@ -186,11 +186,43 @@ impl Watermark {
 pub fn event_time_source<'scope>(
     scope: Scope<'scope, Timestamp>,
     name: &str,
+    source: Box<dyn Source>,
+    decoder: Box<dyn Decoder>,
+    rules: Rules,
+    config: EventTimeConfig,
+    ctx: JobContext,
+) -> EventStreams<'scope> {
+    event_time_source_limited(scope, name, source, decoder, rules, config, ctx, None)
+}
+
+/// Keeps a source from running too far ahead of the slowest worker.
+///
+/// Every worker's source reads its own share of the input; if one races
+/// ahead, the frontier (the minimum over all workers) stays with the slowest,
+/// and windows opened by the fast worker pile up in memory. With a limit, a
+/// source whose own frontier is more than `max_ahead_ms` of event time ahead
+/// of `probe` (put it after the stateful operators) pauses reading until the
+/// others catch up: bounded state whatever the scheduling. The slowest
+/// worker is never paused, so this cannot deadlock.
+#[derive(Clone, Debug)]
+pub struct FrontierLimit {
+    /// Probe on a stream downstream of the stateful operators.
+    pub probe: timely::dataflow::operators::probe::Handle<Timestamp>,
+    /// How far (ms of event time) a source may run ahead of the probe.
+    pub max_ahead_ms: u64,
+}
+
+/// [`event_time_source`] with an optional [`FrontierLimit`].
+#[allow(clippy::too_many_arguments)]
+pub fn event_time_source_limited<'scope>(
+    scope: Scope<'scope, Timestamp>,
+    name: &str,
     mut source: Box<dyn Source>,
     mut decoder: Box<dyn Decoder>,
     rules: Rules,
     config: EventTimeConfig,
     ctx: JobContext,
+    limit: Option<FrontierLimit>,
 ) -> EventStreams<'scope> {
     let mut builder = OperatorBuilder::new(name.to_owned(), scope);
     let info = builder.operator_info();
@@ -240,6 +272,13 @@ pub fn event_time_source<'scope>(
 
         move |_frontiers| {
             let Some(held) = caps.as_mut() else { return };
+            if let Some(l) = &limit {
+                let behind = l.probe.with_frontier(|f| f.iter().min().copied());
+                if behind.is_some_and(|b| frontier > b.saturating_add(l.max_ahead_ms)) {
+                    self_activator.activate_after(Duration::from_millis(1));
+                    return;
+                }
+            }
             let mut readings_out = readings_out.activate();
             let mut late_out = late_out.activate();
             let mut rejects_out = rejects_out.activate();
