@@ -1,7 +1,7 @@
 //! Streaming anomaly detectors.
 //!
 //! [`Score::score`] runs a detector per (device, metric) series and emits an
-//! [`Alert`] for every reading it finds anomalous. The first detector is the
+//! [`Alert`](iotflow_types::Alert) for every reading it finds anomalous. The first detector is the
 //! EWMA z-score of fleet-v1 ([`Ewma`]): an exponentially weighted mean and
 //! variance per series, `z = (v − mean) / sqrt(var)` against the state
 //! *before* `v` is folded in, an alert when `|z| > threshold` once the series
