@@ -50,22 +50,31 @@ pub fn plan(inputs: &[String], split_bytes: u64) -> Result<Vec<Split>> {
                 }
             }
             if in_dir.is_empty() {
-                return Err(Error::Config(format!("no input files in directory {input}")));
+                return Err(Error::Config(format!(
+                    "no input files in directory {input}"
+                )));
             }
             in_dir.sort();
             files.extend(in_dir);
         } else if p.exists() {
             files.push(p.to_path_buf());
         } else if input.contains(['*', '?', '[']) {
-            let paths = glob::glob(input).map_err(|e| Error::Config(format!("bad glob {input}: {e}")))?;
-            let mut matched: Vec<PathBuf> = paths.filter_map(|r| r.ok()).filter(|p| p.is_file()).collect();
+            let paths =
+                glob::glob(input).map_err(|e| Error::Config(format!("bad glob {input}: {e}")))?;
+            let mut matched: Vec<PathBuf> = paths
+                .filter_map(|r| r.ok())
+                .filter(|p| p.is_file())
+                .collect();
             if matched.is_empty() {
                 return Err(Error::Config(format!("no files match {input}")));
             }
             matched.sort();
             files.extend(matched);
         } else {
-            return Err(Error::io(p, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory")));
+            return Err(Error::io(
+                p,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+            ));
         }
     }
     let split_bytes = split_bytes.max(1);
@@ -76,7 +85,11 @@ pub fn plan(inputs: &[String], split_bytes: u64) -> Result<Vec<Split>> {
         let mut start = 0;
         while start < len {
             let end = (start + split_bytes).min(len);
-            splits.push(Split { path: path.clone(), start, end });
+            splits.push(Split {
+                path: path.clone(),
+                start,
+                end,
+            });
             start = end;
         }
     }
@@ -85,7 +98,10 @@ pub fn plan(inputs: &[String], split_bytes: u64) -> Result<Vec<Split>> {
 
 /// Generator side files (`x.meta.json`, `x.anomalies`) next to data files.
 fn input_is_sidecar(p: &Path) -> bool {
-    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     name.ends_with(".meta.json") || name.ends_with(".anomalies")
 }
 
@@ -100,8 +116,17 @@ pub struct FileSource {
 impl FileSource {
     /// The share of `plan` that global worker `worker` of `peers` reads.
     pub fn for_worker(plan: &[Split], worker: usize, peers: usize) -> Self {
-        let splits = plan.iter().enumerate().filter(|(i, _)| i % peers.max(1) == worker).map(|(_, s)| s.clone()).collect();
-        FileSource { splits, chunk_bytes: 1 << 20, max_record_bytes: 1 << 20 }
+        let splits = plan
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % peers.max(1) == worker)
+            .map(|(_, s)| s.clone())
+            .collect();
+        FileSource {
+            splits,
+            chunk_bytes: 1 << 20,
+            max_record_bytes: 1 << 20,
+        }
     }
 
     /// Bytes per chunk handed to the worker (default 1 MiB).
@@ -123,14 +148,16 @@ impl FileSource {
         let mut start = split.start;
         if start > 0 {
             // The line in progress at `start` belongs to the previous split.
-            file.seek(SeekFrom::Start(start - 1)).map_err(|e| Error::io(path, e))?;
+            file.seek(SeekFrom::Start(start - 1))
+                .map_err(|e| Error::io(path, e))?;
             let mut one = [0u8; 1];
             file.read_exact(&mut one).map_err(|e| Error::io(path, e))?;
             if one[0] != b'\n' {
                 let skipped = skip_line(&mut file).map_err(|e| Error::io(path, e))?;
                 start += skipped;
             }
-            file.seek(SeekFrom::Start(start)).map_err(|e| Error::io(path, e))?;
+            file.seek(SeekFrom::Start(start))
+                .map_err(|e| Error::io(path, e))?;
         }
         if start >= split.end {
             return Ok(true);
@@ -168,13 +195,17 @@ impl FileSource {
                 let from = limit.saturating_sub(1);
                 if let Some(j) = memchr::memchr(b'\n', &carry[from..]).map(|j| from + j) {
                     carry.truncate(j + 1);
-                    return self.emit(split, out, &mut carry, carry_off).map(|sent| sent.is_some());
+                    return self
+                        .emit(split, out, &mut carry, carry_off)
+                        .map(|sent| sent.is_some());
                 }
             }
             if n == 0 {
                 // End of file: the last line may lack its newline.
                 if !carry.is_empty() {
-                    return self.emit(split, out, &mut carry, carry_off).map(|s| s.is_some());
+                    return self
+                        .emit(split, out, &mut carry, carry_off)
+                        .map(|s| s.is_some());
                 }
                 return Ok(true);
             }
@@ -205,9 +236,19 @@ impl FileSource {
     }
 
     /// Sends `carry` as a chunk; `None` if the worker is gone.
-    fn emit(&self, split: &Split, out: &BridgeSender<Result<Chunk>>, carry: &mut Vec<u8>, offset: u64) -> Result<Option<()>> {
+    fn emit(
+        &self,
+        split: &Split,
+        out: &BridgeSender<Result<Chunk>>,
+        carry: &mut Vec<u8>,
+        offset: u64,
+    ) -> Result<Option<()>> {
         let data = std::mem::replace(carry, Vec::with_capacity(self.chunk_bytes + 4096));
-        let chunk = Chunk { source: split.path.clone(), offset, data };
+        let chunk = Chunk {
+            source: split.path.clone(),
+            offset,
+            data,
+        };
         Ok(out.send_blocking(Ok(chunk)).ok())
     }
 }
@@ -268,7 +309,9 @@ mod tests {
         let mut lines = Vec::new();
         for w in 0..peers {
             let (tx, mut rx) = bridge(1024, None);
-            let mut src = FileSource::for_worker(&plan, w, peers).with_chunk_bytes(chunk).with_max_record_bytes(64);
+            let mut src = FileSource::for_worker(&plan, w, peers)
+                .with_chunk_bytes(chunk)
+                .with_max_record_bytes(64);
             let t = std::thread::spawn(move || src.run(&tx));
             while let Some(c) = rx.recv_blocking() {
                 let c = c.expect("chunk");
@@ -303,7 +346,11 @@ mod tests {
         for split in [1, 3, 7, 50, 4096] {
             for peers in [1, 2, 3] {
                 for chunk in [1, 5, 64, 1 << 16] {
-                    assert_eq!(read_all(&path, split, peers, chunk), want, "split {split} peers {peers} chunk {chunk}");
+                    assert_eq!(
+                        read_all(&path, split, peers, chunk),
+                        want,
+                        "split {split} peers {peers} chunk {chunk}"
+                    );
                 }
             }
         }

@@ -24,7 +24,10 @@ pub const DEFAULT_CAPACITY: usize = 4;
 
 /// The I/O side of a bridge.
 pub struct BridgeSender<T> {
-    tx: mpsc::Sender<T>,
+    /// `None` only while dropping: the channel must be closed *before* the
+    /// last wake-up, or the receiver may run in between, see it empty but
+    /// open, and never be woken again.
+    tx: Option<mpsc::Sender<T>>,
     activator: Option<SyncActivator>,
 }
 
@@ -36,7 +39,7 @@ pub struct BridgeReceiver<T> {
 impl<T> std::fmt::Debug for BridgeSender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BridgeSender")
-            .field("capacity", &self.tx.max_capacity())
+            .field("capacity", &self.tx.as_ref().map(|t| t.max_capacity()))
             .finish()
     }
 }
@@ -55,14 +58,23 @@ pub fn bridge<T>(
     activator: Option<SyncActivator>,
 ) -> (BridgeSender<T>, BridgeReceiver<T>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    (BridgeSender { tx, activator }, BridgeReceiver { rx })
+    (
+        BridgeSender {
+            tx: Some(tx),
+            activator,
+        },
+        BridgeReceiver { rx },
+    )
 }
 
 impl<T> BridgeSender<T> {
     /// Sends from an async task, waiting while the channel is full.
     pub async fn send(&self, item: T) -> Result<(), Error> {
-        self.tx
-            .send(item)
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or(Error::Disconnected("sender closed"))?;
+        tx.send(item)
             .await
             .map_err(|_| Error::Disconnected("receiver dropped"))?;
         self.poke();
@@ -72,8 +84,11 @@ impl<T> BridgeSender<T> {
     /// Sends from a plain thread, blocking while the channel is full. Must not
     /// be called from inside an async runtime.
     pub fn send_blocking(&self, item: T) -> Result<(), Error> {
-        self.tx
-            .blocking_send(item)
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or(Error::Disconnected("sender closed"))?;
+        tx.blocking_send(item)
             .map_err(|_| Error::Disconnected("receiver dropped"))?;
         self.poke();
         Ok(())
@@ -81,7 +96,7 @@ impl<T> BridgeSender<T> {
 
     /// Whether the receiving side is gone (the job is shutting down).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.tx.as_ref().is_none_or(|t| t.is_closed())
     }
 
     fn poke(&self) {
@@ -94,6 +109,8 @@ impl<T> BridgeSender<T> {
 
 impl<T> Drop for BridgeSender<T> {
     fn drop(&mut self) {
+        // Close first, then wake: the receiver must find `Closed`.
+        drop(self.tx.take());
         self.poke();
     }
 }

@@ -1,0 +1,9 @@
+//! iotflow integration tests: one binary, one module per concern.
+
+mod conservation;
+mod golden;
+mod props;
+mod reference;
+mod regression;
+mod tumbling_oracle;
+mod zscore_oracle;
