@@ -173,6 +173,14 @@ pub fn drive(worker: &mut Worker, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,7 +193,7 @@ mod tests {
         };
         assert!(
             c.validate()
-                .unwrap_err()
+                .expect_err("invalid")
                 .to_string()
                 .contains("2 processes need 2 addresses")
         );
@@ -204,12 +212,4 @@ mod tests {
         let out = execute(&ClusterConfig::local(2), |w| w.index()).expect("run");
         assert_eq!(out, vec![0, 1]);
     }
-}
-
-/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
