@@ -78,6 +78,18 @@ fn parse_args() -> Result<Args> {
             "--latency-lines" => a.latency_lines = val()?.replace('_', "").parse()?,
             // `cargo bench` passes `--bench`; ignore it.
             "--bench" => {}
+            "--help" | "-h" => {
+                println!(
+                    "fleet_e2e: the fleet-v1 end-to-end benchmark\n\n\
+                     --lines N          lines to generate when no --input (default 5000000)\n\
+                     --input FILE       an existing fleet-v1 NDJSON file\n\
+                     --workers 1,2      worker counts to compare (default 1,2)\n\
+                     --reps N           runs per worker count; medians are reported (default 3)\n\
+                     --rate R           lines/s of the rate-limited latency run, 0 = skip (default 200000)\n\
+                     --latency-lines N  lines in the latency run (default 2000000)"
+                );
+                std::process::exit(0);
+            }
             other => bail!("unknown argument {other}"),
         }
     }

@@ -13,10 +13,12 @@
 //! the alerts the same with 1, 2 or 20 workers, at the price of holding
 //! readings for up to the source's maximum disorder. A reading that arrives
 //! behind the frontier (possible only when the source lets it through) is
-//! scored at once, in arrival order.
+//! scored at once, in arrival order. Where latency matters more than
+//! run-to-run identity across workers, [`ScoreOrder::Arrival`] scores every
+//! reading the moment it arrives.
 
 #![deny(missing_docs)]
 
 mod ewma;
 
-pub use ewma::{Ewma, EwmaState, Score, ScoreStreams};
+pub use ewma::{Ewma, EwmaState, Score, ScoreOrder, ScoreStreams};
