@@ -222,6 +222,7 @@ fn run(a: RunArgs) -> Result<()> {
     } else if !a.addresses.is_empty() {
         cfg.cluster.addresses = a.addresses.clone();
     }
+    cfg.validate()?;
     let total_bytes: u64 = match &cfg.input {
         InputSpec::Files { paths, .. } => iotflow_file::source::plan(paths, u64::MAX)
             .context("reading input")?

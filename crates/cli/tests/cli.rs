@@ -1,0 +1,209 @@
+//! The `iotflow` binary end to end: real processes, exit codes, messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn iotflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iotflow"))
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "iotflow failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn summary(stdout: &str) -> serde_json::Value {
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e}): {last}"))
+}
+
+/// All window rows of a run, sorted (part files merged).
+fn window_rows(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(dir.join("windows")).expect("windows dir") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read part");
+        rows.extend(text.lines().skip(1).map(str::to_owned));
+    }
+    rows.sort();
+    rows
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn generate(dir: &Path, lines: u64) -> std::path::PathBuf {
+    let input = dir.join("fleet.ndjson");
+    ok(iotflow()
+        .args([
+            "generate",
+            "--lines",
+            &lines.to_string(),
+            "--seed",
+            "7",
+            "--out",
+        ])
+        .arg(&input)
+        .output()
+        .expect("spawn"));
+    input
+}
+
+#[test]
+fn two_processes_on_localhost_match_one_process() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = generate(tmp.path(), 60_000);
+    let one = tmp.path().join("one");
+    let s1 = summary(&ok(iotflow()
+        .args([
+            "run",
+            "--workers",
+            "1",
+            "--format",
+            "csv",
+            "--summary",
+            "json",
+            "--input",
+        ])
+        .arg(&input)
+        .arg("--output")
+        .arg(&one)
+        .output()
+        .expect("spawn")));
+
+    let two = tmp.path().join("two");
+    let addrs = format!("127.0.0.1:{},127.0.0.1:{}", free_port(), free_port());
+    let spawn = |p: &str| {
+        iotflow()
+            .args([
+                "run",
+                "--workers",
+                "1",
+                "--format",
+                "csv",
+                "--summary",
+                "json",
+                "-n",
+                "2",
+                "-p",
+                p,
+            ])
+            .args(["--addresses", &addrs, "--input"])
+            .arg(&input)
+            .arg("--output")
+            .arg(&two)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let p1 = spawn("1");
+    let p0 = spawn("0");
+    let s2 = summary(&ok(p0.wait_with_output().expect("process 0")));
+    ok(p1.wait_with_output().expect("process 1"));
+
+    for key in [
+        "lines",
+        "valid",
+        "rejected",
+        "rejected_by_reason",
+        "late",
+        "windows",
+        "alerts",
+    ] {
+        assert_eq!(s1[key], s2[key], "{key}");
+    }
+    assert_eq!(s2["processes"], 2);
+    assert_eq!(s1["lines"], 60_000);
+    assert_eq!(s1["rejected"], 60);
+    assert_eq!(window_rows(&one), window_rows(&two));
+}
+
+#[test]
+fn summary_json_has_the_documented_keys() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = generate(tmp.path(), 5_000);
+    let s = summary(&ok(iotflow()
+        .args(["run", "-w", "2", "--summary", "json", "-i"])
+        .arg(&input)
+        .arg("-o")
+        .arg(tmp.path().join("out"))
+        .output()
+        .expect("spawn")));
+    for key in [
+        "lines",
+        "valid",
+        "rejected",
+        "rejected_by_reason",
+        "late",
+        "windows",
+        "alerts",
+        "seconds",
+        "lines_per_s",
+        "workers",
+        "processes",
+        "peak_rss_bytes",
+    ] {
+        assert!(s.get(key).is_some(), "missing {key} in {s}");
+    }
+    assert_eq!(s["workers"], 2);
+    // Parquet windows by default, NDJSON for the rest.
+    assert!(tmp.path().join("out/windows/part-00000.parquet").exists());
+    assert!(tmp.path().join("out/rejects/part-00001.ndjson").exists());
+}
+
+#[test]
+fn missing_input_fails_with_the_path_and_a_nonzero_exit() {
+    let out = iotflow()
+        .args(["run", "-i", "/nonexistent/in.ndjson", "-o", "/tmp/x"])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/in.ndjson") && err.contains("no such file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_flags_fail_with_usage() {
+    let out = iotflow()
+        .args(["run", "--workers", "lots"])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'lots'"));
+    let out = iotflow()
+        .args(["run", "-i", "x", "-o", "y", "-n", "2"])
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 processes need 2 addresses"));
+}
+
+#[test]
+fn rerun_with_fewer_workers_leaves_no_stale_parts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = generate(tmp.path(), 2_000);
+    let out = tmp.path().join("out");
+    for w in ["2", "1"] {
+        ok(iotflow()
+            .args(["run", "-w", w, "--format", "csv", "-i"])
+            .arg(&input)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .expect("spawn"));
+    }
+    assert!(!out.join("windows/part-00001.csv").exists());
+}
