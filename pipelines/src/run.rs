@@ -84,6 +84,7 @@ pub fn run(
     if let Some(p) = progress {
         p(&ctx);
     }
+    tracing::info!(input = ?cfg.input, output = %cfg.output.dir.display(), "starting fleet pipeline");
     let started = Instant::now();
     let job_cfg = cfg.clone();
     let job_ctx = ctx.clone();
@@ -114,6 +115,15 @@ pub fn run(
     for r in results {
         tally.merge(&r?);
     }
+    tracing::info!(
+        lines = tally.lines,
+        rejected = tally.rejected_total(),
+        late = tally.late,
+        windows = tally.windows,
+        alerts = tally.alerts,
+        seconds = started.elapsed().as_secs_f64(),
+        "job finished"
+    );
     let failures = ctx.failures();
     if !failures.is_empty() {
         return Err(Error::Failed(failures));

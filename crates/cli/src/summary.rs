@@ -33,7 +33,7 @@ pub(crate) fn print_text(r: &RunReport, cfg: &JobConfig) {
     println!("valid      {:>14}", thousands(t.valid));
     println!("rejected   {:>14}", thousands(t.rejected_total()));
     for (reason, n) in &t.rejected {
-        println!("  {reason:<16} {:>10}", thousands(*n));
+        println!("  {reason:<14}{:>9}", thousands(*n));
     }
     println!("late       {:>14}", thousands(t.late));
     println!(

@@ -351,6 +351,14 @@ pub fn event_time_source_limited<'scope>(
                 Recv::Closed => finished = true,
             }
             if finished {
+                tracing::debug!(
+                    source = %name,
+                    lines = tally.lines,
+                    valid = tally.valid,
+                    late = tally.late,
+                    watermark_frontier = frontier,
+                    "source finished"
+                );
                 for (reason, n) in rejected_by.drain(..) {
                     *tally.rejected.entry(reason.code().to_owned()).or_default() += n;
                 }

@@ -145,7 +145,9 @@ where
                 if let Some(e) = failed {
                     return Err(e);
                 }
-                sink.close().map(|()| written)
+                let closed = sink.close().map(|()| written);
+                tracing::debug!(sink = %sink_name, records = written, ok = closed.is_ok(), "sink closed");
+                closed
             });
         let thread = match thread {
             Ok(t) => Some(t),
