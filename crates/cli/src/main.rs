@@ -53,6 +53,9 @@ struct DemoArgs {
     /// Worker threads (default: all cores).
     #[arg(long, short = 'w')]
     workers: Option<usize>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while running.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -112,6 +115,9 @@ struct RunArgs {
     /// Summary format.
     #[arg(long, value_enum, default_value = "text")]
     summary: SummaryFormat,
+    /// Serve Prometheus metrics at http://ADDR/metrics while running.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -181,7 +187,13 @@ fn demo(a: DemoArgs) -> Result<()> {
         "iotflow demo: {} fleet-v1 readings (seed {}) → validate → 10 s windows → z-score alerts, {} workers",
         a.lines, a.seed, cfg.cluster.workers
     );
-    let report = progress::run_with_bar(&cfg, a.lines, progress::Unit::Lines)?;
+    let report = progress::run_with_bar(
+        &cfg,
+        a.lines,
+        progress::Unit::Lines,
+        false,
+        a.metrics_addr.as_deref(),
+    )?;
     summary::print_text(&report, &cfg);
     eprintln!(
         "\nresults in {}/: windows/ (Parquet lake), alerts/, rejects/, late/",
@@ -236,11 +248,8 @@ fn run(a: RunArgs) -> Result<()> {
     } else {
         progress::Unit::Bytes
     };
-    let report = if matches!(a.summary, SummaryFormat::Json) {
-        iotflow_pipelines::run::run(&cfg, None)?
-    } else {
-        progress::run_with_bar(&cfg, total_bytes, unit)?
-    };
+    let quiet = matches!(a.summary, SummaryFormat::Json);
+    let report = progress::run_with_bar(&cfg, total_bytes, unit, quiet, a.metrics_addr.as_deref())?;
     match a.summary {
         SummaryFormat::Json => println!("{}", report.summary_json()),
         SummaryFormat::Text => summary::print_text(&report, &cfg),

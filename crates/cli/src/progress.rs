@@ -32,12 +32,36 @@ pub(crate) fn bar(total: u64, unit: Unit) -> ProgressBar {
     bar
 }
 
-/// Runs the job with a bar fed from the live counters.
-pub(crate) fn run_with_bar(cfg: &JobConfig, total: u64, unit: Unit) -> anyhow::Result<RunReport> {
-    let bar = bar(total, unit);
+/// Runs the job with a bar fed from the live counters (hidden when `quiet`)
+/// and, if `metrics` is set, a Prometheus endpoint on that address.
+pub(crate) fn run_with_bar(
+    cfg: &JobConfig,
+    total: u64,
+    unit: Unit,
+    quiet: bool,
+    metrics: Option<&str>,
+) -> anyhow::Result<RunReport> {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        bar(total, unit)
+    };
+    let mut server = None;
+    let mut server_err = None;
     let stop = Arc::new(AtomicBool::new(false));
     let mut poller = None;
     let mut hook = |ctx: &iotflow_core::context::JobContext| {
+        if let Some(addr) = metrics {
+            match iotflow_runtime::metrics::serve_metrics(addr, ctx.clone(), cfg.cluster.process) {
+                Ok(s) => {
+                    if !quiet {
+                        eprintln!("metrics: http://{}/metrics", s.addr());
+                    }
+                    server = Some(s);
+                }
+                Err(e) => server_err = Some(e),
+            }
+        }
         let progress: Arc<Progress> = ctx.progress.clone();
         let bar = bar.clone();
         let stop = stop.clone();
@@ -58,6 +82,11 @@ pub(crate) fn run_with_bar(cfg: &JobConfig, total: u64, unit: Unit) -> anyhow::R
         }));
     };
     let result = run(cfg, Some(&mut hook));
+    drop(server);
+    if let Some(e) = server_err {
+        bar.finish_and_clear();
+        return Err(e.into());
+    }
     stop.store(true, Ordering::Relaxed);
     if let Some(p) = poller {
         let _ = p.join();

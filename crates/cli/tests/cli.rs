@@ -133,7 +133,16 @@ fn summary_json_has_the_documented_keys() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = generate(tmp.path(), 5_000);
     let s = summary(&ok(iotflow()
-        .args(["run", "-w", "2", "--summary", "json", "-i"])
+        .args([
+            "run",
+            "-w",
+            "2",
+            "--summary",
+            "json",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "-i",
+        ])
         .arg(&input)
         .arg("-o")
         .arg(tmp.path().join("out"))

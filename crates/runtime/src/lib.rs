@@ -12,6 +12,8 @@
 
 #![deny(missing_docs)]
 
+pub mod metrics;
+
 use std::path::Path;
 use std::time::Duration;
 
