@@ -9,6 +9,7 @@
 //!   is not a reading.
 //! * [`validate`]: physical plausibility rules and the `validate` operator.
 //! * [`tally`]: counts that prove every record was output, rejected or late.
+//! * [`state`]: the state contract: snapshots with checksums, rescaling by key.
 #![deny(missing_docs)]
 pub mod bridge;
 pub mod codec;
@@ -17,6 +18,7 @@ mod error;
 pub mod event_time;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod tally;
 pub mod validate;
 pub use error::{Error, Fault, Result};

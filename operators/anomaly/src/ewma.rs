@@ -1,3 +1,4 @@
+use iotflow_core::state::{KeyedState, route};
 use iotflow_core::tally::Tally;
 use iotflow_types::{Alert, Reading, SeriesKey, SmallStr, Timestamp, stable_hash};
 use rustc_hash::FxHashMap;
@@ -121,6 +122,39 @@ impl EwmaState {
     }
 }
 
+/// Everything one worker's z-score operator holds: per-series EWMA state,
+/// readings waiting for the watermark, and the event time below which
+/// readings have been released. A snapshot of it (see
+/// [`iotflow_core::state`]) restores the operator exactly.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ScorerState {
+    /// Per (device, metric) state.
+    pub series: FxHashMap<SeriesKey, EwmaState>,
+    /// Readings not yet scored (event-time order waits for the watermark).
+    pub pending: Vec<Reading>,
+    /// Readings with `ts` below this have been released for scoring.
+    pub released_below: Timestamp,
+}
+
+fn series_route(device: &str, metric: &str, peers: usize) -> usize {
+    route(stable_hash(&(device, metric)), peers)
+}
+
+impl KeyedState for ScorerState {
+    fn retain_owned(&mut self, worker: usize, peers: usize) {
+        self.series
+            .retain(|k, _| series_route(k.device.as_str(), k.metric.as_str(), peers) == worker);
+        self.pending
+            .retain(|r| series_route(r.device.as_str(), r.metric.as_str(), peers) == worker);
+    }
+
+    fn merge(&mut self, other: Self) {
+        self.series.extend(other.series);
+        self.pending.extend(other.pending);
+        self.released_below = self.released_below.max(other.released_below);
+    }
+}
+
 /// The outputs of a detector.
 #[derive(Debug)]
 pub struct ScoreStreams<'scope> {
@@ -169,10 +203,8 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
 
         builder.build(move |caps| {
             let mut caps: Option<Vec<Capability<Timestamp>>> = Some(caps);
-            let mut state: FxHashMap<SeriesKey, EwmaState> = FxHashMap::default();
-            let mut pending: Vec<Reading> = Vec::new();
+            let mut st = ScorerState::default();
             let mut ready: Vec<Reading> = Vec::new();
-            let mut released_below: Timestamp = 0;
             let mut alerts: Vec<Alert> = Vec::new();
             let mut tally = Tally::default();
             move |frontiers| {
@@ -182,7 +214,7 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
                         device: r.device.clone(),
                         metric: r.metric.clone(),
                     };
-                    if let Some(z) = state.entry(key).or_default().update(r.value, &p)
+                    if let Some(z) = st.series.entry(key).or_default().update(r.value, &p)
                         && z.abs() > p.threshold
                     {
                         alerts.push(Alert {
@@ -197,24 +229,24 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
                 };
                 input.for_each(|_cap, data| {
                     for r in data.drain(..) {
-                        if r.ts < released_below || p.order == ScoreOrder::Arrival {
+                        if r.ts < st.released_below || p.order == ScoreOrder::Arrival {
                             score(&r, &mut alerts);
                         } else {
-                            pending.push(r);
+                            st.pending.push(r);
                         }
                     }
                 });
                 let frontier = frontiers[0].frontier().iter().min().copied();
                 let bound = frontier.unwrap_or(Timestamp::MAX);
-                if bound > released_below && !pending.is_empty() {
+                if bound > st.released_below && !st.pending.is_empty() {
                     // Each reading is sorted once, when it is released:
                     // move out what the frontier passed, then order it by
                     // event time; equal times by value so the result does not
                     // depend on arrival order between workers.
                     let mut k = 0;
-                    while k < pending.len() {
-                        if pending[k].ts < bound {
-                            ready.push(pending.swap_remove(k));
+                    while k < st.pending.len() {
+                        if st.pending[k].ts < bound {
+                            ready.push(st.pending.swap_remove(k));
                         } else {
                             k += 1;
                         }
@@ -225,7 +257,7 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
                         score(&r, &mut alerts);
                     }
                 }
-                released_below = released_below.max(bound);
+                st.released_below = st.released_below.max(bound);
                 if !alerts.is_empty() {
                     tally.alerts += alerts.len() as u64;
                     alerts_out
@@ -290,6 +322,39 @@ mod tests {
         assert_eq!(arrival[0].value, 90.0);
         // By event time the spike comes first, before any warm-up: no alert.
         assert!(alerts_for(ScoreOrder::EventTime).is_empty());
+    }
+
+    #[test]
+    fn scorer_state_routes_like_the_exchange_and_rescales() {
+        use iotflow_core::state::{decode, encode, rescale};
+        let mut st = ScorerState::default();
+        for i in 0..100 {
+            let r = Reading::new(&format!("d-{i}"), i, "temp", 1.0);
+            st.series.insert(
+                SeriesKey {
+                    device: r.device.clone(),
+                    metric: r.metric.clone(),
+                },
+                EwmaState::default(),
+            );
+            st.pending.push(r);
+        }
+        // The exchange routes readings by `key_hash`; state must agree.
+        for r in &st.pending {
+            assert_eq!(
+                route(key_hash(r), 3),
+                series_route(r.device.as_str(), r.metric.as_str(), 3)
+            );
+        }
+        let bytes = encode(&st).expect("encode");
+        let (mut series, mut pending) = (0, 0);
+        for w in 0..3 {
+            let part =
+                rescale(vec![decode::<ScorerState>(&bytes).expect("decode")], w, 3).expect("part");
+            series += part.series.len();
+            pending += part.pending.len();
+        }
+        assert_eq!((series, pending), (100, 100));
     }
 
     #[test]
