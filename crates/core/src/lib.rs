@@ -16,6 +16,7 @@ pub mod codec;
 pub mod context;
 mod error;
 pub mod event_time;
+pub mod held;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -1,3 +1,4 @@
+use iotflow_core::held::Held;
 use iotflow_core::state::{KeyedState, route};
 use iotflow_core::tally::Tally;
 use iotflow_types::{Alert, Reading, SeriesKey, SmallStr, Timestamp, stable_hash};
@@ -6,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
@@ -202,13 +202,13 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
         let detector = SmallStr::from(name);
 
         builder.build(move |caps| {
-            let mut caps: Option<Vec<Capability<Timestamp>>> = Some(caps);
+            let mut caps = Held::new(caps);
             let mut st = ScorerState::default();
             let mut ready: Vec<Reading> = Vec::new();
             let mut alerts: Vec<Alert> = Vec::new();
             let mut tally = Tally::default();
             move |frontiers| {
-                let Some(held) = caps.as_mut() else { return };
+                let Some(held) = caps.get() else { return };
                 let mut score = |r: &Reading, alerts: &mut Vec<Alert>| {
                     let key = SeriesKey {
                         device: r.device.clone(),
@@ -265,19 +265,11 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
                         .session(&held[0])
                         .give_iterator(alerts.drain(..));
                 }
-                match frontier {
-                    Some(f) => {
-                        for c in held.iter_mut() {
-                            c.downgrade(&f);
-                        }
-                    }
-                    None => {
-                        tally_out
-                            .activate()
-                            .session(&held[1])
-                            .give(std::mem::take(&mut tally));
-                        caps = None;
-                    }
+                if let Some(last) = caps.follow(frontier) {
+                    tally_out
+                        .activate()
+                        .session(&last[1])
+                        .give(std::mem::take(&mut tally));
                 }
             }
         });

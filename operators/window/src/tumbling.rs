@@ -2,13 +2,13 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use iotflow_core::event_time::Lateness;
+use iotflow_core::held::Held;
 use iotflow_core::tally::Tally;
 use iotflow_types::{Reading, SeriesKey, Timestamp, WindowResult, stable_hash};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
@@ -151,12 +151,12 @@ impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
 
         builder.build(move |caps| {
             // Held at the input frontier: results go out at max(frontier, window end).
-            let mut caps: Option<Vec<Capability<Timestamp>>> = Some(caps);
+            let mut caps = Held::new(caps);
             let mut state = TumblingState::<K>::new(size_ms, allowed_ms);
             let mut tally = Tally::default();
             let mut late_buf = Vec::new();
             move |frontiers| {
-                let Some(held) = caps.as_mut() else { return };
+                let Some(held) = caps.get() else { return };
                 let mut windows_out = windows_out.activate();
                 let mut late_out = late_out.activate();
                 input.for_each(|_cap, data| {
@@ -180,19 +180,11 @@ impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
                     tally.windowed += results.iter().map(|w| w.stats.count).sum::<u64>();
                     windows_out.session(&at).give_iterator(results.into_iter());
                 });
-                match frontier {
-                    Some(f) => {
-                        for c in held.iter_mut() {
-                            c.downgrade(&f);
-                        }
-                    }
-                    None => {
-                        tally_out
-                            .activate()
-                            .session(&held[2])
-                            .give(std::mem::take(&mut tally));
-                        caps = None;
-                    }
+                if let Some(last) = caps.follow(frontier) {
+                    tally_out
+                        .activate()
+                        .session(&last[2])
+                        .give(std::mem::take(&mut tally));
                 }
             }
         });

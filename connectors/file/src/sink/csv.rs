@@ -10,7 +10,7 @@ use iotflow_core::sink::Sink;
 use iotflow_types::SmallStr;
 
 use super::record::{ColumnKind, Cursor, FieldWriter, FileRecord};
-use super::{SinkState, create_file, text};
+use super::{SinkState, TextRow, close_text_rows, create_file, text, write_text_rows};
 
 /// Writes records as CSV: a header row of the record's
 /// [column names](FileRecord::COLUMNS), then one row per record, lines ended
@@ -64,20 +64,11 @@ impl<D: FileRecord, W: Write> CsvSink<D, W> {
 
 impl<D: FileRecord, W: Write + Send + 'static> Sink<D> for CsvSink<D, W> {
     fn write(&mut self, batch: &[D]) -> Result<()> {
-        self.state.check_open()?;
-        for record in batch {
-            let row = &mut self.out;
-            if let Err(e) = record.write_fields(row).and_then(|()| row.end_row()) {
-                row.cursor.reset();
-                return Err(self.state.fail(e));
-            }
-        }
-        Ok(())
+        write_text_rows(&mut self.out, &mut self.state, batch)
     }
 
     fn close(&mut self) -> Result<()> {
-        self.state.closed = true;
-        self.out.out.flush().map_err(|e| self.state.fail(e))
+        close_text_rows(&mut self.out, &mut self.state)
     }
 }
 
@@ -109,10 +100,20 @@ impl<W: Write> CsvRow<W> {
         }
         Ok(())
     }
+}
 
+impl<W: Write> TextRow for CsvRow<W> {
     fn end_row(&mut self) -> io::Result<()> {
         self.cursor.finish_row()?;
         self.out.write_all(b"\n")
+    }
+
+    fn reset_row(&mut self) {
+        self.cursor.reset();
+    }
+
+    fn flush_rows(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 

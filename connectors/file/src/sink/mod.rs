@@ -100,6 +100,39 @@ fn create_file(path: &Path) -> Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(BUFFER_BYTES, file))
 }
 
+/// A row writer of a line-oriented format (CSV, NDJSON).
+trait TextRow: FieldWriter {
+    /// Ends the current row.
+    fn end_row(&mut self) -> io::Result<()>;
+    /// Forgets a half-written row's column position.
+    fn reset_row(&mut self);
+    /// Flushes the underlying writer.
+    fn flush_rows(&mut self) -> io::Result<()>;
+}
+
+/// Writes `batch` row by row; a failed row stops the sink (the file may end
+/// in a partial row, so later writes are refused).
+fn write_text_rows<D: FileRecord, R: TextRow>(
+    row: &mut R,
+    state: &mut SinkState,
+    batch: &[D],
+) -> Result<()> {
+    state.check_open()?;
+    for record in batch {
+        if let Err(e) = record.write_fields(row).and_then(|()| row.end_row()) {
+            row.reset_row();
+            return Err(state.fail(e));
+        }
+    }
+    Ok(())
+}
+
+/// Closes a text sink: flushes, refuses later writes.
+fn close_text_rows<R: TextRow>(row: &mut R, state: &mut SinkState) -> Result<()> {
+    state.closed = true;
+    row.flush_rows().map_err(|e| state.fail(e))
+}
+
 /// What every file sink tracks besides its writer: its name for errors, and
 /// whether it may still write.
 #[derive(Debug)]

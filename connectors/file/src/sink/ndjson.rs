@@ -10,7 +10,7 @@ use iotflow_core::sink::Sink;
 use iotflow_types::SmallStr;
 
 use super::record::{ColumnKind, Cursor, FieldWriter, FileRecord};
-use super::{SinkState, create_file, text};
+use super::{SinkState, TextRow, close_text_rows, create_file, text, write_text_rows};
 
 /// Writes records as newline-delimited JSON, one object per line with the
 /// record's [columns](FileRecord::COLUMNS) as keys in order.
@@ -68,20 +68,11 @@ impl<D: FileRecord, W: Write> NdjsonSink<D, W> {
 
 impl<D: FileRecord, W: Write + Send + 'static> Sink<D> for NdjsonSink<D, W> {
     fn write(&mut self, batch: &[D]) -> Result<()> {
-        self.state.check_open()?;
-        for record in batch {
-            let row = &mut self.out;
-            if let Err(e) = record.write_fields(row).and_then(|()| row.end_row()) {
-                row.cursor.reset();
-                return Err(self.state.fail(e));
-            }
-        }
-        Ok(())
+        write_text_rows(&mut self.out, &mut self.state, batch)
     }
 
     fn close(&mut self) -> Result<()> {
-        self.state.closed = true;
-        self.out.out.flush().map_err(|e| self.state.fail(e))
+        close_text_rows(&mut self.out, &mut self.state)
     }
 }
 
@@ -100,10 +91,20 @@ impl<W: Write> NdjsonRow<W> {
         let i = self.cursor.advance(kind)?;
         self.out.write_all(&self.keys[i])
     }
+}
 
+impl<W: Write> TextRow for NdjsonRow<W> {
     fn end_row(&mut self) -> io::Result<()> {
         self.cursor.finish_row()?;
         self.out.write_all(b"}\n")
+    }
+
+    fn reset_row(&mut self) {
+        self.cursor.reset();
+    }
+
+    fn flush_rows(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 
