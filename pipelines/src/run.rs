@@ -31,6 +31,9 @@ pub struct RunReport {
     pub process: usize,
     /// Peak RSS of this process.
     pub peak_rss_bytes: u64,
+    /// The job was cancelled ([`JobContext::cancel`], Ctrl-C) and stopped
+    /// early; everything read was still processed and written.
+    pub interrupted: bool,
 }
 
 impl RunReport {
@@ -52,6 +55,7 @@ impl RunReport {
             "processes": self.processes,
             "process": self.process,
             "peak_rss_bytes": self.peak_rss_bytes,
+            "interrupted": self.interrupted,
         })
     }
 }
@@ -135,5 +139,6 @@ pub fn run(
         processes: cfg.cluster.processes,
         process,
         peak_rss_bytes: iotflow_runtime::peak_rss_bytes().unwrap_or(0),
+        interrupted: ctx.is_cancelled(),
     })
 }

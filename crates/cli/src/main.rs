@@ -153,7 +153,8 @@ fn main() -> std::process::ExitCode {
         Command::Generate(a) => generate(a),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::from(130),
+        Ok(false) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Library errors often repeat their source in their own message;
             // print each cause only when it adds something.
@@ -170,7 +171,8 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn demo(a: DemoArgs) -> Result<()> {
+/// Each command returns whether it was interrupted (exit code 130).
+fn demo(a: DemoArgs) -> Result<bool> {
     let mut cfg = JobConfig::default();
     let fleet = FleetConfig {
         lines: a.lines,
@@ -199,10 +201,10 @@ fn demo(a: DemoArgs) -> Result<()> {
         "\nresults in {}/: windows/ (Parquet lake), alerts/, rejects/, late/",
         a.data_dir.display()
     );
-    Ok(())
+    Ok(report.interrupted)
 }
 
-fn run(a: RunArgs) -> Result<()> {
+fn run(a: RunArgs) -> Result<bool> {
     let mut cfg = match &a.config {
         Some(path) => JobConfig::from_file(path)?,
         None => JobConfig::default(),
@@ -254,10 +256,10 @@ fn run(a: RunArgs) -> Result<()> {
         SummaryFormat::Json => println!("{}", report.summary_json()),
         SummaryFormat::Text => summary::print_text(&report, &cfg),
     }
-    Ok(())
+    Ok(report.interrupted)
 }
 
-fn generate(a: GenerateArgs) -> Result<()> {
+fn generate(a: GenerateArgs) -> Result<bool> {
     let cfg = FleetConfig {
         lines: a.lines,
         seed: a.seed,
@@ -276,5 +278,5 @@ fn generate(a: GenerateArgs) -> Result<()> {
         started.elapsed().as_secs_f64(),
         iotflow_sim::meta_path(&a.out).display()
     );
-    Ok(())
+    Ok(false)
 }

@@ -62,6 +62,15 @@ pub(crate) fn run_with_bar(
                 Err(e) => server_err = Some(e),
             }
         }
+        // First Ctrl-C: stop reading, drain, close files, report. Second: exit.
+        let cancel = ctx.clone();
+        let _ = ctrlc::set_handler(move || {
+            if cancel.is_cancelled() {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupted: finishing what was read (Ctrl-C again to exit at once)");
+            cancel.cancel();
+        });
         let progress: Arc<Progress> = ctx.progress.clone();
         let bar = bar.clone();
         let stop = stop.clone();

@@ -53,6 +53,9 @@ pub(crate) fn print_text(r: &RunReport, cfg: &JobConfig) {
         r.workers, r.processes
     );
     println!("peak RSS   {:>11} MiB", r.peak_rss_bytes >> 20);
+    if r.interrupted {
+        println!("INTERRUPTED: stopped early; everything read was processed and written");
+    }
     if let Err(e) = t.check_conservation(true) {
         println!("WARNING: counts not conserved: {e}");
     }

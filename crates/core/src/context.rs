@@ -1,5 +1,6 @@
 //! What a running job shares with its operators: failures and progress.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::tally::Progress;
@@ -12,6 +13,7 @@ pub struct JobContext {
     failures: Arc<Mutex<Vec<String>>>,
     /// Live counters for progress bars.
     pub progress: Arc<Progress>,
+    cancelled: Arc<AtomicBool>,
 }
 
 impl JobContext {
@@ -26,6 +28,18 @@ impl JobContext {
         if let Ok(mut f) = self.failures.lock() {
             f.push(what.to_string());
         }
+    }
+
+    /// Asks the job to stop early but cleanly: sources stop reading, every
+    /// record already read flows through, windows fire, sinks close their
+    /// files. Safe to call from a signal handler thread.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`cancel`](JobContext::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
     }
 
     /// Failures recorded so far.

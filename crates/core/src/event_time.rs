@@ -282,10 +282,11 @@ pub fn event_time_source_limited<'scope>(
             let mut readings_out = readings_out.activate();
             let mut late_out = late_out.activate();
             let mut rejects_out = rejects_out.activate();
-            let mut finished = false;
+            // A cancelled job stops reading; what was read still flows out.
+            let mut finished = ctx.is_cancelled();
             // One chunk per activation keeps downstream operators fed; we
             // re-activate ourselves while the channel has more.
-            match rx.try_recv() {
+            match if finished { Recv::Empty } else { rx.try_recv() } {
                 Recv::Item(Ok(chunk)) => {
                     let batch_time = frontier;
                     let (lines, bytes) = decode_chunk(
