@@ -81,6 +81,7 @@ impl Source for SimSource {
                     source: self.gen_.name.clone(),
                     offset,
                     data,
+                    resume: None,
                 }))
                 .is_err()
             {

@@ -224,6 +224,7 @@ impl Source for Throttled {
                     source: source.clone(),
                     offset,
                     data,
+                    resume: None,
                 }))
                 .is_err()
             {

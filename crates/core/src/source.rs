@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Result;
 use crate::bridge::BridgeSender;
 
@@ -21,6 +23,33 @@ pub struct Chunk {
     pub offset: u64,
     /// Records separated by `\n`; the last may lack its `\n`.
     pub data: Vec<u8>,
+    /// Where the source resumes once this chunk has been consumed (for
+    /// checkpoints); `None` for sources that cannot resume.
+    pub resume: Option<Resume>,
+}
+
+/// How far one partition of a source has been consumed.
+///
+/// A partition is whatever a source reads in order and can seek in: a file
+/// split (keyed `path@start`), later a Kafka partition or a Kinesis shard.
+/// Keys do not depend on which worker reads the partition, so positions
+/// saved by `W` workers resume on any number of workers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Resume {
+    /// The partition.
+    pub partition: Arc<str>,
+    /// Its position.
+    pub position: Position,
+}
+
+/// A position in a partition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Position {
+    /// The next record starts at this offset (a byte offset in a file).
+    Offset(u64),
+    /// The partition has been read to its end.
+    Done,
 }
 
 /// A producer of chunks for one worker.
@@ -61,6 +90,7 @@ impl MemorySource {
                 source: name.clone(),
                 offset,
                 data,
+                resume: None,
             });
             offset += len;
         }
