@@ -65,7 +65,8 @@ impl TumblingConfig {
 /// The outputs of a window operator.
 #[derive(Debug)]
 pub struct WindowStreams<'scope, K> {
-    /// One result per key and window, at timely time ≥ the window's end.
+    /// One result per key and window, stamped with the window's last instant
+    /// (`end − 1 + allowed lateness`), below the frontier that fired it.
     pub windows: StreamVec<'scope, Timestamp, WindowResult<K>>,
     /// Readings whose window had already fired.
     pub late: StreamVec<'scope, Timestamp, Reading>,
@@ -175,7 +176,11 @@ impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
                 let now = *held[0].time();
                 state.fire(frontier, |results| {
                     let Some(first) = results.first() else { return };
-                    let at = held[0].delayed(&now.max(first.end));
+                    // At the window's last instant (+ allowed lateness): strictly
+                    // below the frontier that fired it, so a downstream operator
+                    // whose frontier passed T has every result stamped < T.
+                    let last = first.end - 1 + allowed_ms;
+                    let at = held[0].delayed(&now.max(last));
                     tally.windows += results.len() as u64;
                     tally.windowed += results.iter().map(|w| w.stats.count).sum::<u64>();
                     windows_out.session(&at).give_iterator(results.into_iter());
@@ -193,5 +198,37 @@ impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
             late,
             tally,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timely::dataflow::operators::capture::Event;
+    use timely::dataflow::operators::{Capture, ToStream};
+
+    #[test]
+    fn results_are_stamped_at_the_window_last_instant() {
+        let rx = timely::example(|scope| {
+            let v: Vec<Reading> = (0..50)
+                .map(|i| Reading::new("d", i * 700, "temp", i as f64))
+                .collect();
+            let cfg = TumblingConfig::new(Duration::from_secs(10))
+                .with_allowed_lateness(Duration::from_millis(5));
+            v.to_stream(scope)
+                .tumbling_by("w", &cfg, |r: &Reading| r.device.clone())
+                .windows
+                .capture()
+        });
+        let mut n = 0;
+        for e in rx.try_iter() {
+            if let Event::Messages(t, windows) = e {
+                for w in windows {
+                    assert_eq!(t.least(), Some(&(w.end - 1 + 5)), "{w:?}");
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 4);
     }
 }
