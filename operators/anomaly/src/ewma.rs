@@ -205,32 +205,40 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
             let mut caps = Held::new(caps);
             let mut st = ScorerState::default();
             let mut ready: Vec<Reading> = Vec::new();
-            let mut alerts: Vec<Alert> = Vec::new();
+            // Alerts with the timely time they are stamped at (see below).
+            let mut alerts: Vec<(Timestamp, Alert)> = Vec::new();
             let mut tally = Tally::default();
             move |frontiers| {
                 let Some(held) = caps.get() else { return };
-                let mut score = |r: &Reading, alerts: &mut Vec<Alert>| {
-                    let key = SeriesKey {
-                        device: r.device.clone(),
-                        metric: r.metric.clone(),
-                    };
-                    if let Some(z) = st.series.entry(key).or_default().update(r.value, &p)
-                        && z.abs() > p.threshold
-                    {
-                        alerts.push(Alert {
+                let mut score =
+                    |r: &Reading, at: Timestamp, alerts: &mut Vec<(Timestamp, Alert)>| {
+                        let key = SeriesKey {
                             device: r.device.clone(),
                             metric: r.metric.clone(),
-                            ts: r.ts,
-                            value: r.value,
-                            score: z,
-                            detector: detector.clone(),
-                        });
-                    }
-                };
-                input.for_each(|_cap, data| {
+                        };
+                        if let Some(z) = st.series.entry(key).or_default().update(r.value, &p)
+                            && z.abs() > p.threshold
+                        {
+                            alerts.push((
+                                at,
+                                Alert {
+                                    device: r.device.clone(),
+                                    metric: r.metric.clone(),
+                                    ts: r.ts,
+                                    value: r.value,
+                                    score: z,
+                                    detector: detector.clone(),
+                                },
+                            ));
+                        }
+                    };
+                let floor = *held[0].time();
+                input.for_each(|cap, data| {
+                    // Scored on arrival: stamped at the reading's own batch time.
+                    let at = cap.least().copied().unwrap_or(floor);
                     for r in data.drain(..) {
                         if r.ts < st.released_below || p.order == ScoreOrder::Arrival {
-                            score(&r, &mut alerts);
+                            score(&r, at, &mut alerts);
                         } else {
                             st.pending.push(r);
                         }
@@ -253,17 +261,21 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
                     }
                     ready
                         .sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then(a.value.total_cmp(&b.value)));
+                    // Released by the frontier passing `ts`: stamped at `ts`,
+                    // strictly below the frontier that released it, so
+                    // state and output agree at any frontier.
                     for r in ready.drain(..) {
-                        score(&r, &mut alerts);
+                        score(&r, r.ts.max(floor), &mut alerts);
                     }
                 }
                 st.released_below = st.released_below.max(bound);
                 if !alerts.is_empty() {
                     tally.alerts += alerts.len() as u64;
-                    alerts_out
-                        .activate()
-                        .session(&held[0])
-                        .give_iterator(alerts.drain(..));
+                    let mut out = alerts_out.activate();
+                    for (at, alert) in alerts.drain(..) {
+                        let cap = held[0].delayed(&at);
+                        out.session(&cap).give(alert);
+                    }
                 }
                 if let Some(last) = caps.follow(frontier) {
                     tally_out
@@ -347,6 +359,32 @@ mod tests {
             pending += part.pending.len();
         }
         assert_eq!((series, pending), (100, 100));
+    }
+
+    #[test]
+    fn released_alerts_are_stamped_at_their_event_time() {
+        use timely::dataflow::operators::capture::Event;
+        use timely::dataflow::operators::{Capture, ToStream};
+        let rx = timely::example(|scope| {
+            let mut v: Vec<Reading> = (0..100)
+                .map(|i| Reading::new("d", i * 1000, "temp", 20.0 + (i % 3) as f64 * 0.1))
+                .collect();
+            v.push(Reading::new("d", 200_000, "temp", 35.0));
+            v.to_stream(scope)
+                .score("z", Ewma::new(0.01))
+                .alerts
+                .capture()
+        });
+        let mut n = 0;
+        for e in rx.try_iter() {
+            if let Event::Messages(t, alerts) = e {
+                for a in alerts {
+                    assert_eq!(t.least(), Some(&a.ts));
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, 1);
     }
 
     #[test]
