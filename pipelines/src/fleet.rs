@@ -67,10 +67,7 @@ pub fn fleet_dataflow<'scope>(
     let w = src
         .readings
         .clone()
-        .tumbling_by("tumbling", &cfg.window, |r: &Reading| SeriesKey {
-            device: r.device.clone(),
-            metric: r.metric.clone(),
-        });
+        .tumbling_by("tumbling", &cfg.window, SeriesKey::of);
     let z = src.readings.clone().score("zscore", cfg.zscore);
     let windows = w.windows.probe_with(&probe);
     let alerts = z.alerts.probe_with(&probe);

@@ -7,6 +7,20 @@ fn iotflow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iotflow"))
 }
 
+/// `iotflow run -i INPUT -o OUTPUT EXTRA…` with stdout and stderr captured.
+fn run(input: &Path, output: &Path, extra: &[&str]) -> Command {
+    let mut c = iotflow();
+    c.arg("run")
+        .arg("-i")
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .args(extra);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
 fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
@@ -63,30 +77,22 @@ fn two_processes_on_localhost_match_one_process() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = generate(tmp.path(), 60_000);
     let one = tmp.path().join("one");
-    let s1 = summary(&ok(iotflow()
-        .args([
-            "run",
-            "--workers",
-            "1",
-            "--format",
-            "csv",
-            "--summary",
-            "json",
-            "--input",
-        ])
-        .arg(&input)
-        .arg("--output")
-        .arg(&one)
-        .output()
-        .expect("spawn")));
+    let s1 = summary(&ok(run(
+        &input,
+        &one,
+        &["-w", "1", "--format", "csv", "--summary", "json"],
+    )
+    .output()
+    .expect("spawn")));
 
     let two = tmp.path().join("two");
     let addrs = format!("127.0.0.1:{},127.0.0.1:{}", free_port(), free_port());
     let spawn = |p: &str| {
-        iotflow()
-            .args([
-                "run",
-                "--workers",
+        run(
+            &input,
+            &two,
+            &[
+                "-w",
                 "1",
                 "--format",
                 "csv",
@@ -96,15 +102,12 @@ fn two_processes_on_localhost_match_one_process() {
                 "2",
                 "-p",
                 p,
-            ])
-            .args(["--addresses", &addrs, "--input"])
-            .arg(&input)
-            .arg("--output")
-            .arg(&two)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn")
+                "--addresses",
+                &addrs,
+            ],
+        )
+        .spawn()
+        .expect("spawn")
     };
     let p1 = spawn("1");
     let p0 = spawn("0");
@@ -132,22 +135,21 @@ fn two_processes_on_localhost_match_one_process() {
 fn summary_json_has_the_documented_keys() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = generate(tmp.path(), 5_000);
-    let s = summary(&ok(iotflow()
-        .args([
-            "run",
+    let out = tmp.path().join("out");
+    let s = summary(&ok(run(
+        &input,
+        &out,
+        &[
             "-w",
             "2",
             "--summary",
             "json",
             "--metrics-addr",
             "127.0.0.1:0",
-            "-i",
-        ])
-        .arg(&input)
-        .arg("-o")
-        .arg(tmp.path().join("out"))
-        .output()
-        .expect("spawn")));
+        ],
+    )
+    .output()
+    .expect("spawn")));
     for key in [
         "lines",
         "valid",
@@ -206,11 +208,7 @@ fn rerun_with_fewer_workers_leaves_no_stale_parts() {
     let input = generate(tmp.path(), 2_000);
     let out = tmp.path().join("out");
     for w in ["2", "1"] {
-        ok(iotflow()
-            .args(["run", "-w", w, "--format", "csv", "-i"])
-            .arg(&input)
-            .arg("-o")
-            .arg(&out)
+        ok(run(&input, &out, &["-w", w, "--format", "csv"])
             .output()
             .expect("spawn"));
     }
@@ -222,13 +220,7 @@ fn ctrl_c_stops_cleanly_with_valid_files_and_conserved_counts() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = generate(tmp.path(), 3_000_000);
     let out = tmp.path().join("out");
-    let child = iotflow()
-        .args(["run", "-w", "2", "--summary", "json", "-i"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    let child = run(&input, &out, &["-w", "2", "--summary", "json"])
         .spawn()
         .expect("spawn");
     // Let it get going, then press Ctrl-C.

@@ -61,10 +61,7 @@ pub struct WindowUnderTest(pub TumblingConfig);
 
 impl UnderTest for WindowUnderTest {
     fn build<'scope>(&self, readings: StreamVec<'scope, Timestamp, Reading>) -> Outputs<'scope> {
-        let w = readings.tumbling_by("tumbling", &self.0, |r: &Reading| SeriesKey {
-            device: r.device.clone(),
-            metric: r.metric.clone(),
-        });
+        let w = readings.tumbling_by("tumbling", &self.0, SeriesKey::of);
         Outputs {
             windows: Some(w.windows),
             alerts: None,

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{DeviceId, Metric, SmallStr, Timestamp};
+use crate::{DeviceId, Metric, Reading, SmallStr, Timestamp, stable_hash};
 
 /// The key of one time series: a device's metric.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -9,6 +9,36 @@ pub struct SeriesKey {
     pub device: DeviceId,
     /// The metric.
     pub metric: Metric,
+}
+
+impl SeriesKey {
+    /// The series a reading belongs to.
+    #[inline]
+    pub fn of(r: &Reading) -> Self {
+        SeriesKey {
+            device: r.device.clone(),
+            metric: r.metric.clone(),
+        }
+    }
+
+    /// `stable_hash(&SeriesKey::of(r))` without building the key: the hash
+    /// every operator keyed by series exchanges by, so they co-partition.
+    ///
+    /// ```
+    /// use iotflow_types::{Reading, SeriesKey, stable_hash};
+    /// let r = Reading::new("d-7", 0, "temp", 1.0);
+    /// assert_eq!(SeriesKey::hash_of(&r), stable_hash(&SeriesKey::of(&r)));
+    /// ```
+    #[inline]
+    pub fn hash_of(r: &Reading) -> u64 {
+        Self::hash_parts(r.device.as_str(), r.metric.as_str())
+    }
+
+    /// The same hash from a device and a metric name.
+    #[inline]
+    pub fn hash_parts(device: &str, metric: &str) -> u64 {
+        stable_hash(&(device, metric))
+    }
 }
 
 /// Count, min, max and sum of the values of a window (mean derived).

@@ -1,7 +1,7 @@
 use iotflow_core::held::Held;
 use iotflow_core::state::{KeyedState, route};
 use iotflow_core::tally::Tally;
-use iotflow_types::{Alert, Reading, SeriesKey, SmallStr, Timestamp, stable_hash};
+use iotflow_types::{Alert, Reading, SeriesKey, SmallStr, Timestamp};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -137,7 +137,7 @@ pub struct ScorerState {
 }
 
 fn series_route(device: &str, metric: &str, peers: usize) -> usize {
-    route(stable_hash(&(device, metric)), peers)
+    route(SeriesKey::hash_parts(device, metric), peers)
 }
 
 impl KeyedState for ScorerState {
@@ -185,14 +185,10 @@ pub trait Score<'scope> {
     fn score(self, name: &str, detector: Ewma) -> ScoreStreams<'scope>;
 }
 
-fn key_hash(r: &Reading) -> u64 {
-    stable_hash(&(r.device.as_str(), r.metric.as_str()))
-}
-
 impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
     fn score(self, name: &str, p: Ewma) -> ScoreStreams<'scope> {
         let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
-        let mut input = builder.new_input(self, Exchange::new(key_hash));
+        let mut input = builder.new_input(self, Exchange::new(SeriesKey::hash_of));
         let (alerts_out, alerts) = builder.new_output();
         let (tally_out, tally) = builder.new_output();
         let mut alerts_out =
@@ -212,10 +208,7 @@ impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
                 let Some(held) = caps.get() else { return };
                 let mut score =
                     |r: &Reading, at: Timestamp, alerts: &mut Vec<(Timestamp, Alert)>| {
-                        let key = SeriesKey {
-                            device: r.device.clone(),
-                            metric: r.metric.clone(),
-                        };
+                        let key = SeriesKey::of(r);
                         if let Some(z) = st.series.entry(key).or_default().update(r.value, &p)
                             && z.abs() > p.threshold
                         {
@@ -334,19 +327,13 @@ mod tests {
         let mut st = ScorerState::default();
         for i in 0..100 {
             let r = Reading::new(&format!("d-{i}"), i, "temp", 1.0);
-            st.series.insert(
-                SeriesKey {
-                    device: r.device.clone(),
-                    metric: r.metric.clone(),
-                },
-                EwmaState::default(),
-            );
+            st.series.insert(SeriesKey::of(&r), EwmaState::default());
             st.pending.push(r);
         }
-        // The exchange routes readings by `key_hash`; state must agree.
+        // The exchange routes readings by `SeriesKey::hash_of`; state must agree.
         for r in &st.pending {
             assert_eq!(
-                route(key_hash(r), 3),
+                route(SeriesKey::hash_of(r), 3),
                 series_route(r.device.as_str(), r.metric.as_str(), 3)
             );
         }

@@ -112,16 +112,9 @@ pub trait Tumbling<'scope> {
         F: Fn(&Reading) -> K + Clone + 'static;
 }
 
-fn series_key(r: &Reading) -> SeriesKey {
-    SeriesKey {
-        device: r.device.clone(),
-        metric: r.metric.clone(),
-    }
-}
-
 impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
     fn tumbling(self, name: &str, size: Duration) -> WindowStreams<'scope, SeriesKey> {
-        self.tumbling_by(name, &TumblingConfig::new(size), series_key)
+        self.tumbling_by(name, &TumblingConfig::new(size), SeriesKey::of)
     }
 
     fn tumbling_by<K, F>(
