@@ -1,11 +1,151 @@
 #!/usr/bin/env bash
-# Start/stop the real servers connector tests talk to (see ../shared/SERVICES.md).
+# Start/stop the real servers that connector and store tests talk to
+# (see ../shared/SERVICES.md). Developers run it by hand too.
+#
 # Usage: .ci/services.sh start|stop
-# This slice has no connector that needs a server; Kafka, MQTT, Kinesis/S3,
-# PostgreSQL and Redis are added here with their connectors.
+#
+#   start  installs moto (S3, later Kinesis/Timestream) into a venv under
+#          $HOME/.cache/iotflow-venv if missing, starts `moto_server` on
+#          127.0.0.1:5000 (or reuses one already answering there), waits until
+#          it answers and creates the test bucket `iotflow-test`.
+#   stop   stops the moto server this script started, by its PID.
+#
+# Tests find the servers through environment variables that .ci/run exports
+# after `start`:
+#   IOTFLOW_TEST_S3_URL=s3://iotflow-test/ci AWS_ENDPOINT_URL=http://127.0.0.1:5000
+#   AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 set -euo pipefail
+
+CACHE="${HOME}/.cache"
+VENV="${CACHE}/iotflow-venv"
+STATE="${CACHE}/iotflow-services"
+MOTO_VERSION="5.2.5"
+MOTO_HOST=127.0.0.1
+MOTO_PORT=5000
+MOTO_URL="http://${MOTO_HOST}:${MOTO_PORT}"
+MOTO_PID="${STATE}/moto.pid"
+MOTO_LOG="${STATE}/moto.log"
+S3_BUCKET=iotflow-test
+
+log() { echo "services: $*"; }
+
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+moto_answers() { curl -sf -o /dev/null --max-time 2 "${MOTO_URL}/moto-api/"; }
+
+# The PID in the PID file, if that process is still our moto server.
+our_moto_pid() {
+    [ -f "$MOTO_PID" ] || return 1
+    local pid
+    pid="$(cat "$MOTO_PID")"
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q moto_server &&
+        echo "$pid"
+}
+
+install_moto() {
+    if [ -x "${VENV}/bin/moto_server" ] &&
+        "${VENV}/bin/python" -c 'import moto, flask, flask_cors, boto3' 2>/dev/null; then
+        log "moto: venv ${VENV} present"
+        return
+    fi
+    local t0=$SECONDS
+    log "moto: installing moto ${MOTO_VERSION} into ${VENV}"
+    if ! python3 -m venv "$VENV" 2>/dev/null; then
+        log "moto: python3 has no working venv module; installing python3-venv"
+        rm -rf "$VENV"
+        apt_install python3-venv
+        python3 -m venv "$VENV"
+    fi
+    "${VENV}/bin/python" -m pip install -q --disable-pip-version-check \
+        "moto[s3]==${MOTO_VERSION}" flask flask-cors boto3
+    log "moto: installed in $((SECONDS - t0)) s"
+}
+
+create_bucket() {
+    "${VENV}/bin/python" - "$MOTO_URL" "$S3_BUCKET" <<'EOF'
+import sys
+import boto3
+from botocore.exceptions import ClientError
+
+url, bucket = sys.argv[1], sys.argv[2]
+s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+try:
+    s3.create_bucket(Bucket=bucket)
+    print(f"services: moto: created bucket {bucket}")
+except ClientError as e:
+    if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+        raise
+    print(f"services: moto: bucket {bucket} exists")
+EOF
+}
+
+start_moto() {
+    mkdir -p "$STATE"
+    command -v curl >/dev/null || { log "installing curl"; apt_install curl; }
+    install_moto
+    if moto_answers; then
+        log "moto: reusing the server already answering on ${MOTO_URL}"
+    else
+        local t0=$SECONDS
+        log "moto: starting ${VENV}/bin/moto_server on ${MOTO_HOST}:${MOTO_PORT} (log ${MOTO_LOG})"
+        # setsid: its own session, so a Ctrl-C in the caller's terminal does
+        # not reach it; stop ends it by PID.
+        setsid "${VENV}/bin/moto_server" -H "$MOTO_HOST" -p "$MOTO_PORT" \
+            >>"$MOTO_LOG" 2>&1 </dev/null &
+        echo $! >"$MOTO_PID"
+        local i
+        for i in $(seq 1 60); do
+            moto_answers && break
+            if ! kill -0 "$(cat "$MOTO_PID")" 2>/dev/null; then
+                log "moto: exited during start; last log lines:"
+                tail -n 20 "$MOTO_LOG" >&2
+                rm -f "$MOTO_PID"
+                exit 1
+            fi
+            sleep 0.5
+        done
+        if ! moto_answers; then
+            log "moto: not answering on ${MOTO_URL} after 30 s; last log lines:"
+            tail -n 20 "$MOTO_LOG" >&2
+            exit 1
+        fi
+        log "moto: ready on ${MOTO_URL} (pid $(cat "$MOTO_PID")) in $((SECONDS - t0)) s"
+    fi
+    create_bucket
+}
+
+stop_moto() {
+    local pid
+    if ! pid="$(our_moto_pid)"; then
+        rm -f "$MOTO_PID"
+        log "moto: none started by this script is running"
+        return
+    fi
+    kill "$pid"
+    local i
+    for i in $(seq 1 20); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "moto: pid ${pid} did not stop in 5 s; killing it"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$MOTO_PID"
+    log "moto: stopped (pid ${pid})"
+}
+
 case "${1:-}" in
-    start) echo "services: none required" ;;
-    stop) ;;
+    start) start_moto ;;
+    stop) stop_moto ;;
     *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -122,6 +122,10 @@ pub struct JobConfig {
     /// slowest worker before it pauses (default 60 000: six 10 s windows).
     /// Bounds window state when workers run at different speeds.
     pub max_ahead_ms: u64,
+    /// Checkpoints (default: none). With them a crashed or stopped job
+    /// resumes where its last checkpoint left it, and outputs are
+    /// exactly-once.
+    pub checkpoint: Option<iotflow_runtime::checkpoint::CheckpointConfig>,
 }
 
 impl Default for JobConfig {
@@ -139,6 +143,7 @@ impl Default for JobConfig {
             cluster: ClusterConfig::default(),
             split_bytes: iotflow_file::source::DEFAULT_SPLIT_BYTES,
             max_ahead_ms: 60_000,
+            checkpoint: None,
         }
     }
 }
@@ -166,7 +171,39 @@ impl JobConfig {
         {
             return Err(iotflow_core::Error::Config("no input paths".into()).into());
         }
+        if let Some(ck) = &self.checkpoint {
+            if ck.dir.is_empty() {
+                return Err(iotflow_core::Error::Config("checkpoint dir is empty".into()).into());
+            }
+            if matches!(self.input, InputSpec::Sim(_)) {
+                return Err(iotflow_core::Error::Config(
+                    "checkpoints need a resumable input (files); the generator cannot seek".into(),
+                )
+                .into());
+            }
+        }
         Ok(())
+    }
+
+    /// A fingerprint of everything that decides the job's output (input,
+    /// rules, windows, detector, outputs, splits): a checkpoint is only
+    /// resumed by the job that wrote it. Worker count and checkpoint
+    /// settings are not part of it, so a job can resume on more or fewer
+    /// workers.
+    pub fn fingerprint(&self) -> String {
+        let key = serde_json::json!({
+            "input": self.input,
+            "event_time": self.event_time,
+            "rules": self.rules,
+            "window": self.window,
+            "zscore": self.zscore,
+            "output": self.output,
+            "split_bytes": self.split_bytes,
+        });
+        format!(
+            "{:016x}",
+            iotflow_types::stable_hash(key.to_string().as_str())
+        )
     }
 }
 

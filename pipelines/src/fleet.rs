@@ -3,16 +3,17 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use iotflow_anomaly::Score;
+use iotflow_anomaly::{Score, ScoreCheckpointed};
+use iotflow_core::checkpoint::Checkpoints;
 use iotflow_core::codec::Decoder;
 use iotflow_core::context::JobContext;
-use iotflow_core::event_time::{FrontierLimit, event_time_source_limited};
-use iotflow_core::sink::{Sink, SinkHandle, WriteTo};
+use iotflow_core::event_time::{FrontierLimit, SourceOptions, event_time_source_with};
+use iotflow_core::sink::{EpochFiles, Sink, SinkHandle, WriteCommitted, WriteTo};
 use iotflow_core::source::Source;
 use iotflow_core::tally::Tally;
 use iotflow_file::sink::{FileRecord, Format, open_sink};
 use iotflow_types::{Alert, Reading, Reject, SeriesKey, Timestamp, WindowResult};
-use iotflow_window::Tumbling;
+use iotflow_window::{Tumbling, TumblingCheckpointed};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::probe::Handle;
 use timely::dataflow::operators::{Concat, Operator, Probe};
@@ -35,6 +36,9 @@ pub struct FleetStreams<'scope> {
     pub alerts: StreamVec<'scope, Timestamp, Alert>,
     /// Tallies of every stage.
     pub tally: StreamVec<'scope, Timestamp, Tally>,
+    /// The source's tally alone: its frontier is the sources' frontier
+    /// (what a checkpoint coordinator trails).
+    pub source_tally: StreamVec<'scope, Timestamp, Tally>,
 }
 
 /// Builds the fleet pipeline on `scope` reading from `source`.
@@ -45,6 +49,31 @@ pub fn fleet_dataflow<'scope>(
     cfg: &JobConfig,
     ctx: &JobContext,
 ) -> FleetStreams<'scope> {
+    // Cannot fail: nothing to restore without checkpoints.
+    build(scope, source, decoder, cfg, ctx, None).unwrap_or_else(|_| unreachable!())
+}
+
+/// [`fleet_dataflow`] whose source, window and detector take part in
+/// `checkpoints` (and restore from the checkpoint it carries).
+pub fn fleet_dataflow_checkpointed<'scope>(
+    scope: Scope<'scope, Timestamp>,
+    source: Box<dyn Source>,
+    decoder: Box<dyn Decoder>,
+    cfg: &JobConfig,
+    ctx: &JobContext,
+    checkpoints: &Checkpoints<'scope>,
+) -> Result<FleetStreams<'scope>, crate::Error> {
+    build(scope, source, decoder, cfg, ctx, Some(checkpoints))
+}
+
+fn build<'scope>(
+    scope: Scope<'scope, Timestamp>,
+    source: Box<dyn Source>,
+    decoder: Box<dyn Decoder>,
+    cfg: &JobConfig,
+    ctx: &JobContext,
+    checkpoints: Option<&Checkpoints<'scope>>,
+) -> Result<FleetStreams<'scope>, crate::Error> {
     // The source decides lateness by the window's rule: exactly fleet-v1's
     // "a reading whose window has already fired is late".
     let event_time = cfg.event_time.clone().with_lateness(cfg.window.lateness());
@@ -54,7 +83,7 @@ pub fn fleet_dataflow<'scope>(
         probe: probe.clone(),
         max_ahead_ms: cfg.max_ahead_ms,
     };
-    let src = event_time_source_limited(
+    let src = event_time_source_with(
         scope,
         "source",
         source,
@@ -62,23 +91,41 @@ pub fn fleet_dataflow<'scope>(
         cfg.rules.clone(),
         event_time,
         ctx.clone(),
-        Some(limit),
-    );
-    let w = src
-        .readings
-        .clone()
-        .tumbling_by("tumbling", &cfg.window, SeriesKey::of);
-    let z = src.readings.clone().score("zscore", cfg.zscore);
+        SourceOptions {
+            limit: Some(limit),
+            checkpoints,
+        },
+    )?;
+    let (w, z) = match checkpoints {
+        Some(ck) => (
+            src.readings.clone().tumbling_checkpointed(
+                "tumbling",
+                &cfg.window,
+                SeriesKey::of,
+                ck,
+            )?,
+            src.readings
+                .clone()
+                .score_checkpointed("zscore", cfg.zscore, ck)?,
+        ),
+        None => (
+            src.readings
+                .clone()
+                .tumbling_by("tumbling", &cfg.window, SeriesKey::of),
+            src.readings.clone().score("zscore", cfg.zscore),
+        ),
+    };
     let windows = w.windows.probe_with(&probe);
     let alerts = z.alerts.probe_with(&probe);
-    FleetStreams {
+    Ok(FleetStreams {
         readings: src.readings,
         late: src.late.concat(w.late),
         rejects: src.rejects,
         windows,
         alerts,
+        source_tally: src.tally.clone(),
         tally: src.tally.concat(w.tally).concat(z.tally),
-    }
+    })
 }
 
 fn part<D: FileRecord>(
@@ -126,6 +173,106 @@ pub fn attach_sinks<'scope>(
         ),
     ];
     Ok((handles, streams.tally))
+}
+
+/// Where a committed sink of `kind` stages and publishes its files.
+fn epoch_files<D: FileRecord>(
+    dir: &Path,
+    kind: &'static str,
+    format: Format,
+    worker: usize,
+) -> EpochFiles<D> {
+    let staging = staging_dir(dir).join(kind);
+    let published = dir.join(kind);
+    let ext = format.extension();
+    EpochFiles {
+        open: Box::new(move |n| {
+            let path = staging.join(format!("w{worker:05}-{n:08}.{ext}"));
+            Ok((open_sink::<D>(format, &path)?, path))
+        }),
+        published: Box::new(move |id| published.join(format!("part-{id:08}-{worker:05}.{ext}"))),
+    }
+}
+
+/// Where committed sinks stage files until their checkpoint completes.
+pub fn staging_dir(out: &Path) -> std::path::PathBuf {
+    out.join(".staging")
+}
+
+/// Like [`attach_sinks`], but every output is committed per checkpoint:
+/// files named `part-<checkpoint:08>-<worker:05>.<ext>` appear when their
+/// checkpoint completes, so a crash neither loses nor doubles output.
+pub fn attach_committed_sinks<'scope>(
+    streams: FleetStreams<'scope>,
+    out: &OutputSpec,
+    worker: usize,
+    ctx: &JobContext,
+    checkpoints: &Checkpoints<'scope>,
+) -> (Vec<SinkHandle>, StreamVec<'scope, Timestamp, Tally>) {
+    let d = &out.dir;
+    let handles = vec![
+        streams.windows.write_committed(
+            "windows",
+            epoch_files::<WindowResult>(d, "windows", out.windows, worker),
+            checkpoints,
+            ctx.clone(),
+        ),
+        streams.alerts.write_committed(
+            "alerts",
+            epoch_files::<Alert>(d, "alerts", out.alerts, worker),
+            checkpoints,
+            ctx.clone(),
+        ),
+        streams.rejects.write_committed(
+            "rejects",
+            epoch_files::<Reject>(d, "rejects", out.rejects, worker),
+            checkpoints,
+            ctx.clone(),
+        ),
+        streams.late.write_committed(
+            "late",
+            epoch_files::<Reading>(d, "late", out.late, worker),
+            checkpoints,
+            ctx.clone(),
+        ),
+    ];
+    (handles, streams.tally)
+}
+
+/// Prepares the output directory of a checkpointed run resuming from
+/// checkpoint `restored` (`None`: from the start): drops staged files and
+/// every part file not published by a checkpoint up to `restored`.
+pub fn prepare_committed_output(
+    out: &OutputSpec,
+    restored: Option<u64>,
+) -> iotflow_core::Result<()> {
+    let staging = staging_dir(&out.dir);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| iotflow_core::Error::io(&staging, e))?;
+    }
+    for kind in ["windows", "alerts", "rejects", "late"] {
+        let dir = out.dir.join(kind);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("part-") else {
+                continue;
+            };
+            // part-<checkpoint>-<worker>.<ext>; anything else is not ours to keep.
+            let epoch = rest
+                .split_once('-')
+                .and_then(|(e, w)| w.contains('.').then_some(e))
+                .and_then(|e| e.parse::<u64>().ok());
+            let keep = matches!((epoch, restored), (Some(e), Some(r)) if e <= r);
+            if !keep {
+                std::fs::remove_file(entry.path())
+                    .map_err(|e| iotflow_core::Error::io(entry.path(), e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sums every worker's tallies on worker 0 into `into`.

@@ -42,6 +42,12 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Checkpoint store, recovery or commit failed.
+    #[error(transparent)]
+    Checkpoint(#[from] iotflow_runtime::checkpoint::CheckpointError),
+    /// A restored checkpoint does not decode into this job's state.
+    #[error("restoring state: {0}")]
+    Restore(#[from] iotflow_core::state::SnapshotError),
     /// The job ran but something failed on the way (source, sink).
     #[error("job failed: {}", .0.join("; "))]
     Failed(Vec<String>),

@@ -12,8 +12,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::config::{InputSpec, JobConfig};
-use crate::fleet::{attach_sinks, clean_stale_parts, collect_tally, fleet_dataflow};
+use crate::fleet::{
+    attach_committed_sinks, attach_sinks, clean_stale_parts, collect_tally, fleet_dataflow,
+    fleet_dataflow_checkpointed, prepare_committed_output,
+};
 use crate::sim_source::SharedGenerator;
+use iotflow_core::checkpoint::{Checkpoint, Checkpoints, SourceState};
+use iotflow_core::source::Resume;
+use iotflow_runtime::checkpoint::{
+    CheckpointError, CheckpointStats, Checkpointing, committer, coordinator, recover,
+};
+use iotflow_runtime::store::CheckpointStore;
+use timely::dataflow::operators::{ConnectLoop, Feedback};
 
 /// What a run did.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,8 +42,14 @@ pub struct RunReport {
     /// Peak RSS of this process.
     pub peak_rss_bytes: u64,
     /// The job was cancelled ([`JobContext::cancel`], Ctrl-C) and stopped
-    /// early; everything read was still processed and written.
+    /// early; everything read was still processed and written (with
+    /// checkpoints: up to the last checkpoint, and a rerun resumes).
     pub interrupted: bool,
+    /// Checkpoint figures, when the job checkpoints.
+    pub checkpoints: Option<CheckpointStats>,
+    /// The checkpoint directory says this job had already run to completion;
+    /// nothing was run and the counts are the completed job's.
+    pub already_complete: bool,
 }
 
 impl RunReport {
@@ -56,6 +72,8 @@ impl RunReport {
             "process": self.process,
             "peak_rss_bytes": self.peak_rss_bytes,
             "interrupted": self.interrupted,
+            "already_complete": self.already_complete,
+            "checkpoints": self.checkpoints,
         })
     }
 }
@@ -82,9 +100,60 @@ pub fn run(
             Some(SharedGenerator::new(fleet)),
         ),
     };
-    if cfg.cluster.process == 0 {
-        clean_stale_parts(&cfg.output, peers)?;
-    }
+    let process = cfg.cluster.process;
+    let checkpointing = match &cfg.checkpoint {
+        Some(c) => {
+            let store = Arc::new(CheckpointStore::open(&c.dir).map_err(CheckpointError::from)?);
+            let job = cfg.fingerprint();
+            let recovery = recover(&store, &job, process == 0)?;
+            if let Some(m) = recovery.manifest.as_ref().filter(|m| m.finished) {
+                tracing::info!(checkpoint = m.id, location = %c.dir, "job already complete; nothing to do");
+                return Ok(RunReport {
+                    tally: m.tally.clone(),
+                    seconds: 0.0,
+                    workers: cfg.cluster.workers,
+                    processes: cfg.cluster.processes,
+                    process,
+                    peak_rss_bytes: iotflow_runtime::peak_rss_bytes().unwrap_or(0),
+                    interrupted: false,
+                    checkpoints: Some(CheckpointStats {
+                        restored_from: Some(m.id),
+                        ..CheckpointStats::default()
+                    }),
+                    already_complete: true,
+                });
+            }
+            if process == 0 {
+                prepare_committed_output(&cfg.output, recovery.restored.as_ref().map(|r| r.id))?;
+            }
+            let positions: Vec<Resume> = match &recovery.restored {
+                Some(r) => {
+                    let parts: Vec<SourceState> = r.parts("source")?;
+                    SourceState::restore(parts, 0, 1)
+                        .positions
+                        .into_iter()
+                        .map(|(partition, position)| Resume {
+                            partition: Arc::from(partition),
+                            position,
+                        })
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            Some((
+                Checkpointing::new(store, c.clone(), job, &recovery),
+                recovery.restored.clone(),
+                positions,
+            ))
+        }
+        None => {
+            if process == 0 {
+                clean_stale_parts(&cfg.output, peers)?;
+            }
+            None
+        }
+    };
+    let checkpointing = Arc::new(checkpointing);
     if let Some(p) = progress {
         p(&ctx);
     }
@@ -92,25 +161,53 @@ pub fn run(
     let started = Instant::now();
     let job_cfg = cfg.clone();
     let job_ctx = ctx.clone();
-    let process = cfg.cluster.process;
+    let job_ck = checkpointing.clone();
     let results = iotflow_runtime::execute(&cfg.cluster, move |worker| -> Result<Tally, Error> {
         let index = worker.index();
         let peers = worker.peers();
-        let source: Box<dyn Source> = match &generator {
-            Some(g) if process == 0 => Box::new(g.source()),
-            Some(_) => Box::new(MemorySource::default()),
-            None => Box::new(FileSource::for_worker(&splits, index, peers)),
+        let source: Box<dyn Source> = match (&generator, job_ck.as_ref()) {
+            (Some(g), _) if process == 0 => Box::new(g.source()),
+            (Some(_), _) => Box::new(MemorySource::default()),
+            (None, Some((_, _, positions))) => Box::new(
+                FileSource::for_worker(&splits, index, peers).with_resume(positions.clone()),
+            ),
+            (None, None) => Box::new(FileSource::for_worker(&splits, index, peers)),
         };
         let total = Arc::new(Mutex::new(Tally::default()));
-        let handles = worker.dataflow::<u64, _, _>(|scope| {
-            let streams = fleet_dataflow(scope, source, format.decoder(), &job_cfg, &job_ctx);
-            let (handles, tally) = attach_sinks(streams, &job_cfg.output, index, &job_ctx)?;
+        let (handles, committer) = worker.dataflow::<u64, _, _>(|scope| {
+            let Some((ck, restored, _)) = job_ck.as_ref() else {
+                let streams = fleet_dataflow(scope, source, format.decoder(), &job_cfg, &job_ctx);
+                let (handles, tally) = attach_sinks(streams, &job_cfg.output, index, &job_ctx)?;
+                collect_tally(tally, total.clone());
+                return Ok::<_, Error>((handles, None));
+            };
+            // Checkpoint requests loop back from the coordinator (which trails
+            // the sources) to every participant, the sources included.
+            let (loop_handle, control) = scope.feedback::<Vec<Checkpoint>>(0);
+            let cks = Checkpoints::new(control, restored.clone(), index, peers);
+            let streams = fleet_dataflow_checkpointed(
+                scope,
+                source,
+                format.decoder(),
+                &job_cfg,
+                &job_ctx,
+                &cks,
+            )?;
+            coordinator(streams.source_tally.clone(), ck, &job_ctx).connect_loop(loop_handle);
+            let (handles, tally) =
+                attach_committed_sinks(streams, &job_cfg.output, index, &job_ctx, &cks);
             collect_tally(tally, total.clone());
-            Ok::<_, Error>(handles)
+            let committer = committer(cks.acks(), ck, peers, &job_ctx);
+            Ok((handles, committer))
         })?;
         while worker.step_or_park(Some(std::time::Duration::from_millis(100))) {}
         for h in handles {
             h.join()?;
+        }
+        if let Some(c) = committer
+            && c.join().is_err()
+        {
+            job_ctx.fail("checkpoint committer panicked");
         }
         let t = total.lock().map(|t| t.clone()).unwrap_or_default();
         Ok(t)
@@ -140,5 +237,7 @@ pub fn run(
         process,
         peak_rss_bytes: iotflow_runtime::peak_rss_bytes().unwrap_or(0),
         interrupted: ctx.is_cancelled(),
+        checkpoints: checkpointing.as_ref().as_ref().map(|(c, _, _)| c.stats()),
+        already_complete: false,
     })
 }

@@ -118,6 +118,21 @@ struct RunArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics while running.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
+    /// Take checkpoints in DIR (a local directory or s3://bucket/prefix):
+    /// rerunning the same command after a crash or Ctrl-C resumes from the
+    /// newest complete checkpoint, and outputs are exactly-once.
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<String>,
+    /// Time between checkpoints, e.g. 200ms, 5s, 1m [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "checkpoint_dir")]
+    checkpoint_interval: Option<std::time::Duration>,
+    /// Complete checkpoints to keep; older ones are deleted [default: 3].
+    #[arg(long, value_name = "K", requires = "checkpoint_dir")]
+    checkpoint_keep: Option<usize>,
+}
+
+fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    iotflow_runtime::checkpoint::parse_duration(s)
 }
 
 #[derive(Args, Debug)]
@@ -235,6 +250,18 @@ fn run(a: RunArgs) -> Result<bool> {
         cfg.cluster.addresses = ClusterConfig::read_hosts(h)?;
     } else if !a.addresses.is_empty() {
         cfg.cluster.addresses = a.addresses.clone();
+    }
+    if let Some(dir) = &a.checkpoint_dir {
+        let ck = cfg.checkpoint.get_or_insert_with(Default::default);
+        ck.dir = dir.clone();
+    }
+    if let Some(ck) = cfg.checkpoint.as_mut() {
+        if let Some(i) = a.checkpoint_interval {
+            ck.interval = i;
+        }
+        if let Some(k) = a.checkpoint_keep {
+            ck.keep = k;
+        }
     }
     cfg.validate()?;
     let total_bytes: u64 = match &cfg.input {

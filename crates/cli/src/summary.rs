@@ -53,8 +53,33 @@ pub(crate) fn print_text(r: &RunReport, cfg: &JobConfig) {
         r.workers, r.processes
     );
     println!("peak RSS   {:>11} MiB", r.peak_rss_bytes >> 20);
+    if let Some(c) = &r.checkpoints {
+        if r.already_complete {
+            println!(
+                "already complete: checkpoint {} says this job ran to its end (delete the checkpoint directory to run it again)",
+                c.restored_from.unwrap_or_default()
+            );
+        } else {
+            let from = c
+                .restored_from
+                .map_or_else(|| "start".to_owned(), |id| format!("checkpoint {id}"));
+            println!(
+                "checkpoints {:>13}   from {from}; last {} KiB in {} ms (max {} ms)",
+                c.completed,
+                c.last_state_bytes >> 10,
+                c.last_ms,
+                c.max_ms
+            );
+        }
+    }
     if r.interrupted {
-        println!("INTERRUPTED: stopped early; everything read was processed and written");
+        if r.checkpoints.is_some() {
+            println!(
+                "INTERRUPTED: stopped early; output is committed up to the last checkpoint; rerun the same command to resume"
+            );
+        } else {
+            println!("INTERRUPTED: stopped early; everything read was processed and written");
+        }
     }
     if let Err(e) = t.check_conservation(true) {
         println!("WARNING: counts not conserved: {e}");

@@ -42,6 +42,11 @@ impl JobContext {
         self.cancelled.load(Ordering::Relaxed)
     }
 
+    /// Whether any failure was recorded.
+    pub fn is_failed(&self) -> bool {
+        self.failures.lock().map_or(true, |f| !f.is_empty())
+    }
+
     /// Failures recorded so far.
     pub fn failures(&self) -> Vec<String> {
         self.failures.lock().map(|f| f.clone()).unwrap_or_default()

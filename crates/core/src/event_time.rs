@@ -37,10 +37,16 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
+use timely::dataflow::channels::pact::Pipeline;
+use timely::progress::Antichain;
+
 use crate::bridge::{self, Recv};
+use crate::checkpoint::{Ack, Checkpoints, Part, SourceState};
 use crate::codec::Decoder;
 use crate::context::JobContext;
+use crate::source::Resume;
 use crate::source::{Chunk, Source};
+use crate::state::{self, SnapshotError};
 use crate::tally::Tally;
 use crate::validate::Rules;
 
@@ -212,9 +218,79 @@ pub struct FrontierLimit {
     pub max_ahead_ms: u64,
 }
 
+/// Options of an event-time source beyond its configuration.
+#[derive(Debug, Default)]
+pub struct SourceOptions<'a, 'scope> {
+    /// Keep this worker's source from running ahead of the slowest.
+    pub limit: Option<FrontierLimit>,
+    /// Take part in checkpoints: record positions, answer checkpoints with
+    /// a [`SourceState`], and start from the restored one.
+    pub checkpoints: Option<&'a Checkpoints<'scope>>,
+}
+
 /// [`event_time_source`] with an optional [`FrontierLimit`].
 #[allow(clippy::too_many_arguments)]
 pub fn event_time_source_limited<'scope>(
+    scope: Scope<'scope, Timestamp>,
+    name: &str,
+    source: Box<dyn Source>,
+    decoder: Box<dyn Decoder>,
+    rules: Rules,
+    config: EventTimeConfig,
+    ctx: JobContext,
+    limit: Option<FrontierLimit>,
+) -> EventStreams<'scope> {
+    let opts = SourceOptions {
+        limit,
+        checkpoints: None,
+    };
+    build_source(scope, name, source, decoder, rules, config, ctx, opts, None)
+}
+
+/// One chunk's effect on the source state, kept until a checkpoint passes it.
+#[derive(Debug)]
+struct Logged {
+    /// The capability time the chunk's records were sent at.
+    time: Timestamp,
+    resume: Option<Resume>,
+    max_ts: Option<Timestamp>,
+    tally: Tally,
+}
+
+/// The most general event-time source: optional [`FrontierLimit`] and
+/// checkpoints.
+///
+/// With checkpoints, the source sends each chunk's records at one capability
+/// time and logs `(time, position after the chunk)`. A checkpoint at `T`
+/// folds every logged chunk sent before `T` into the source's
+/// [`SourceState`] (the coordinator picks `T` at or below this source's
+/// frontier, so no chunk before `T` can still come) and acknowledges it. A
+/// restored source starts at its saved watermark and counts.
+#[allow(clippy::too_many_arguments)]
+pub fn event_time_source_with<'scope>(
+    scope: Scope<'scope, Timestamp>,
+    name: &str,
+    source: Box<dyn Source>,
+    decoder: Box<dyn Decoder>,
+    rules: Rules,
+    config: EventTimeConfig,
+    ctx: JobContext,
+    opts: SourceOptions<'_, 'scope>,
+) -> Result<EventStreams<'scope>, SnapshotError> {
+    let restored = match opts.checkpoints {
+        Some(c) => match c.restored() {
+            Some(r) => Some(SourceState::restore(r.parts(name)?, c.worker(), c.peers())),
+            None => None,
+        },
+        None => None,
+    };
+    Ok(build_source(
+        scope, name, source, decoder, rules, config, ctx, opts, restored,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_source<'scope>(
     scope: Scope<'scope, Timestamp>,
     name: &str,
     mut source: Box<dyn Source>,
@@ -222,26 +298,44 @@ pub fn event_time_source_limited<'scope>(
     rules: Rules,
     config: EventTimeConfig,
     ctx: JobContext,
-    limit: Option<FrontierLimit>,
+    opts: SourceOptions<'_, 'scope>,
+    restored: Option<SourceState>,
 ) -> EventStreams<'scope> {
+    const ACKS: usize = 4;
+    let limit = opts.limit;
     let mut builder = OperatorBuilder::new(name.to_owned(), scope);
     let info = builder.operator_info();
     let (readings_out, readings) = builder.new_output();
     let (late_out, late) = builder.new_output();
     let (rejects_out, rejects) = builder.new_output();
     let (tally_out, tally) = builder.new_output();
+    let (acks_out, acks) = builder.new_output();
+    // Checkpoint requests reach only the ack output: the data outputs do not
+    // wait for the coordinator (which itself trails them).
+    let mut control = opts.checkpoints.map(|c| {
+        builder.new_input_connection(
+            c.control(),
+            Pipeline,
+            [(ACKS, Antichain::from_elem(Default::default()))],
+        )
+    });
+    if let Some(c) = opts.checkpoints {
+        c.add_acks(acks);
+    }
     let mut readings_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(readings_out);
     let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
     let mut rejects_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
     let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
+    let mut acks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ack>>>::from(acks_out);
+    let worker = scope.index();
 
     let activator = scope.worker().sync_activator_for(info.address.to_vec());
     let self_activator = scope.activator_for(info.address);
     let (tx, mut rx) =
         bridge::bridge::<crate::Result<Chunk>>(config.channel_capacity, Some(activator));
-    let thread_name = format!("{name}-io-{}", scope.index());
+    let thread_name = format!("{name}-io-{worker}");
     let io_ctx = ctx.clone();
     let spawned = std::thread::Builder::new()
         .name(thread_name)
@@ -259,19 +353,64 @@ pub fn event_time_source_limited<'scope>(
     let lateness = config.lateness;
     let max_len = config.max_record_bytes;
     let name = name.to_owned();
+    let checkpointing = control.is_some();
 
-    builder.build(move |caps| {
-        let mut caps: Option<Vec<Capability<Timestamp>>> = Some(caps);
-        let mut wm = Watermark::default();
-        let mut frontier: Timestamp = 0;
-        let mut tally = Tally::default();
+    builder.build(move |mut initial| {
+        // The ack output answers with capabilities of the requests.
+        initial.truncate(ACKS);
+        let mut caps: Option<Vec<Capability<Timestamp>>> = Some(initial);
+        let mut committed = restored.unwrap_or_default();
+        let mut wm = Watermark {
+            max_ts: committed.max_ts,
+        };
+        let mut frontier: Timestamp = wm.max_ts.map_or(0, |m| Watermark::frontier_of(m, disorder));
+        let mut tally = committed.tally.clone();
+        let mut log: Vec<Logged> = Vec::new();
         let mut rejected_by: Vec<(iotflow_types::RejectReason, u64)> = Vec::new();
         let mut ok_buf: Vec<Reading> = Vec::new();
         let mut late_buf: Vec<Reading> = Vec::new();
         let mut rej_buf: Vec<Reject> = Vec::new();
 
         move |_frontiers| {
+            if let Some(control) = control.as_mut() {
+                let mut acks_out = acks_out.activate();
+                control.for_each(|cap, data| {
+                    for ck in data.drain(..) {
+                        // Every chunk sent before `ck.time` is in the log.
+                        let upto = log.partition_point(|l| l.time < ck.time);
+                        for l in log.drain(..upto) {
+                            if let Some(r) = l.resume {
+                                committed
+                                    .positions
+                                    .insert(r.partition.to_string(), r.position);
+                            }
+                            committed.max_ts = l.max_ts;
+                            committed.tally = l.tally;
+                        }
+                        let part = match state::encode(&committed) {
+                            Ok(bytes) => Part::State(bytes),
+                            Err(e) => Part::Failed(e.to_string()),
+                        };
+                        if let Some(at) = cap.retain_least(ACKS) {
+                            acks_out.session(&at).give(Ack {
+                                id: ck.id,
+                                time: ck.time,
+                                name: name.clone(),
+                                worker,
+                                part,
+                                tally: committed.tally.clone(),
+                            });
+                        }
+                    }
+                });
+            }
             let Some(held) = caps.as_mut() else { return };
+            if frontier > *held[0].time() {
+                // Restored watermark.
+                for c in held.iter_mut() {
+                    c.downgrade(&frontier);
+                }
+            }
             if let Some(l) = &limit {
                 let behind = l.probe.with_frontier(|f| f.iter().min().copied());
                 if behind.is_some_and(|b| frontier > b.saturating_add(l.max_ahead_ms)) {
@@ -334,6 +473,17 @@ pub fn event_time_source_limited<'scope>(
                         rejects_out
                             .session(&held[2])
                             .give_iterator(rej_buf.drain(..));
+                    }
+                    if checkpointing {
+                        for (reason, n) in rejected_by.drain(..) {
+                            *tally.rejected.entry(reason.code().to_owned()).or_default() += n;
+                        }
+                        log.push(Logged {
+                            time: *held[0].time(),
+                            resume: chunk.resume,
+                            max_ts: wm.max_ts,
+                            tally: tally.clone(),
+                        });
                     }
                     for c in held.iter_mut() {
                         c.downgrade(&frontier);

@@ -10,8 +10,11 @@
 //! * [`validate`]: physical plausibility rules and the `validate` operator.
 //! * [`tally`]: counts that prove every record was output, rejected or late.
 //! * [`state`]: the state contract: snapshots with checksums, rescaling by key.
+//! * [`checkpoint`]: consistent checkpoints on timely frontiers: control
+//!   messages, input applied in time order, acks to the committer.
 #![deny(missing_docs)]
 pub mod bridge;
+pub mod checkpoint;
 pub mod codec;
 pub mod context;
 mod error;

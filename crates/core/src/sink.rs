@@ -178,3 +178,227 @@ where
         }
     }
 }
+
+/// Opens the staged file of the `n`-th epoch a committed sink writes;
+/// returns the sink and the file's path.
+pub type OpenStaged<D> =
+    Box<dyn FnMut(u64) -> Result<(Box<dyn Sink<D>>, std::path::PathBuf)> + Send>;
+
+/// How a committed sink names its files: staged files while an epoch is
+/// open, published names once its checkpoint completes.
+pub struct EpochFiles<D> {
+    /// Opens a staged file for the `n`-th epoch this writer opens.
+    pub open: OpenStaged<D>,
+    /// Where the file sealed by checkpoint `id` becomes visible.
+    pub published: Box<dyn Fn(u64) -> std::path::PathBuf + Send>,
+}
+
+impl<D> std::fmt::Debug for EpochFiles<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EpochFiles")
+    }
+}
+
+enum ToWriter<D> {
+    Batch(Vec<D>),
+    Seal(u64, iotflow_types::Timestamp),
+}
+
+/// Writes a stream exactly once per checkpoint.
+pub trait WriteCommitted<'scope, D> {
+    /// Like [`WriteTo::write_to`], but the records stamped before each
+    /// checkpoint go to a staged file of their own (opened by `files`),
+    /// sealed (flushed and synced) when the checkpoint is due and reported
+    /// to the committer, which publishes it after writing the manifest. A
+    /// run that crashes leaves only staged files behind, which recovery
+    /// deletes: output is neither lost nor doubled.
+    fn write_committed(
+        self,
+        name: &str,
+        files: EpochFiles<D>,
+        checkpoints: &crate::checkpoint::Checkpoints<'scope>,
+        ctx: crate::context::JobContext,
+    ) -> SinkHandle;
+}
+
+impl<'scope, D> WriteCommitted<'scope, D>
+    for timely::dataflow::StreamVec<'scope, iotflow_types::Timestamp, D>
+where
+    D: Send + Clone + 'static,
+{
+    fn write_committed(
+        self,
+        name: &str,
+        mut files: EpochFiles<D>,
+        checkpoints: &crate::checkpoint::Checkpoints<'scope>,
+        ctx: crate::context::JobContext,
+    ) -> SinkHandle {
+        use crate::checkpoint::{Ack, Epochs, OutputFile, Part, Step};
+        use timely::container::CapacityContainerBuilder;
+        use timely::dataflow::channels::pact::Pipeline;
+        use timely::dataflow::operators::generic::OutputBuilder;
+        use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+
+        let scope = self.scope();
+        let worker = scope.index();
+        let mut builder = OperatorBuilder::new(name.to_owned(), scope);
+        let info = builder.operator_info();
+        let mut input = builder.new_input(self, Pipeline);
+        let mut control = builder.new_input(checkpoints.control(), Pipeline);
+        let (acks_out, acks) = builder.new_output();
+        checkpoints.add_acks(acks);
+        let mut acks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ack>>>::from(acks_out);
+
+        let activator = scope.worker().sync_activator_for(info.address.to_vec());
+        let (tx, mut rx) =
+            crate::bridge::bridge::<ToWriter<D>>(crate::bridge::DEFAULT_CAPACITY, None);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, u64, Option<OutputFile>)>();
+        let sink_name = name.to_owned();
+        let thread_ctx = ctx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-sink"))
+            .spawn(move || -> Result<u64> {
+                let mut written = 0u64;
+                let mut opened = 0u64;
+                // The open epoch: sink, staged path, rows.
+                let mut current: Option<(Box<dyn Sink<D>>, std::path::PathBuf, u64)> = None;
+                let fail = |e: crate::Error| {
+                    thread_ctx.fail(format!("sink {sink_name}: {e}"));
+                    e
+                };
+                while let Some(msg) = rx.recv_blocking() {
+                    match msg {
+                        ToWriter::Batch(batch) => {
+                            if current.is_none() {
+                                let (sink, path) = (files.open)(opened).map_err(fail)?;
+                                opened += 1;
+                                current = Some((sink, path, 0));
+                            }
+                            if let Some((sink, _, rows)) = current.as_mut() {
+                                sink.write(&batch).map_err(fail)?;
+                                *rows += batch.len() as u64;
+                                written += batch.len() as u64;
+                            }
+                        }
+                        ToWriter::Seal(id, time) => {
+                            let file = match current.take() {
+                                Some((mut sink, path, rows)) => {
+                                    sink.close().map_err(fail)?;
+                                    drop(sink);
+                                    let f = std::fs::File::open(&path)
+                                        .and_then(|f| f.sync_all().map(|()| f))
+                                        .and_then(|f| f.metadata())
+                                        .map_err(|e| fail(crate::Error::io(&path, e)))?;
+                                    Some(OutputFile {
+                                        staged: path.display().to_string(),
+                                        published: (files.published)(id).display().to_string(),
+                                        rows,
+                                        bytes: f.len(),
+                                    })
+                                }
+                                None => None,
+                            };
+                            if done_tx.send((id, time, file)).is_err() {
+                                break;
+                            }
+                            activator.activate().ok();
+                        }
+                    }
+                }
+                // Interrupted before the last checkpoint: the open epoch
+                // stays staged and is discarded by the next run's recovery.
+                if let Some((mut sink, _, _)) = current.take() {
+                    sink.close().map_err(fail)?;
+                }
+                tracing::debug!(sink = %sink_name, records = written, "committed sink closed");
+                Ok(written)
+            });
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                ctx.fail(format!("sink {name}: cannot start writer thread: {e}"));
+                None
+            }
+        };
+        let op_name = name.to_owned();
+        builder.build(move |_caps| {
+            let mut tx = Some(tx);
+            let mut epochs: Epochs<D> = Epochs::default();
+            let mut awaiting: std::collections::VecDeque<(
+                u64,
+                timely::dataflow::operators::Capability<u64>,
+            )> = Default::default();
+            move |frontiers| {
+                input.for_each(|cap, data| {
+                    if let Some(t) = cap.least() {
+                        epochs.push(*t, std::mem::take(data));
+                    }
+                });
+                control.for_each(|cap, data| {
+                    for ck in data.drain(..) {
+                        if let Some(at) = cap.retain_least(0) {
+                            epochs.request(ck, at);
+                        }
+                    }
+                });
+                let frontier = frontiers
+                    .iter()
+                    .filter_map(|f| f.frontier().iter().min().copied())
+                    .min();
+                let ended = frontiers.iter().all(|f| f.frontier().is_empty());
+                let frontier = if ended { None } else { frontier };
+                epochs.drain(frontier, |step| {
+                    let msg = match step {
+                        Step::Batch(_, batch) => ToWriter::Batch(batch),
+                        Step::Checkpoint(ck, cap) => {
+                            awaiting.push_back((ck.id, cap));
+                            ToWriter::Seal(ck.id, ck.time)
+                        }
+                    };
+                    if let Some(t) = &tx
+                        && t.send_blocking(msg).is_err()
+                    {
+                        ctx.fail(format!("sink {op_name}: writer thread stopped"));
+                        tx = None;
+                    }
+                });
+                let mut acks_out = acks_out.activate();
+                loop {
+                    let (id, time, file) = match done_rx.try_recv() {
+                        Ok(done) => done,
+                        Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            // The writer failed (recorded in `ctx`): the job
+                            // fails and no checkpoint commits without us.
+                            awaiting.clear();
+                            tx = None;
+                            break;
+                        }
+                    };
+                    match awaiting.pop_front() {
+                        Some((want, cap)) if want == id => {
+                            acks_out.session(&cap).give(Ack {
+                                id,
+                                time,
+                                name: op_name.clone(),
+                                worker,
+                                part: Part::Output(file),
+                                tally: crate::tally::Tally::default(),
+                            });
+                        }
+                        _ => ctx.fail(format!(
+                            "sink {op_name}: checkpoint {id} sealed out of order"
+                        )),
+                    }
+                }
+                if ended && awaiting.is_empty() {
+                    tx = None;
+                }
+            }
+        });
+        SinkHandle {
+            name: name.to_owned(),
+            thread,
+        }
+    }
+}

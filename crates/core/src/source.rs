@@ -52,6 +52,18 @@ pub enum Position {
     Done,
 }
 
+impl Position {
+    /// Whether `self` is further into the partition than `other`.
+    pub fn is_after(&self, other: &Position) -> bool {
+        match (self, other) {
+            (Position::Done, Position::Done) => false,
+            (Position::Done, _) => true,
+            (Position::Offset(_), Position::Done) => false,
+            (Position::Offset(a), Position::Offset(b)) => a > b,
+        }
+    }
+}
+
 /// A producer of chunks for one worker.
 pub trait Source: Send + 'static {
     /// A short name for logs.

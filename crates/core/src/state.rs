@@ -58,8 +58,20 @@ pub fn encode<S: Serialize>(state: &S) -> Result<Vec<u8>, SnapshotError> {
     Ok(out)
 }
 
+/// Checks a snapshot's header, length and checksum without decoding it.
+pub fn check(bytes: &[u8]) -> Result<(), SnapshotError> {
+    payload(bytes).map(|_| ())
+}
+
 /// Decodes a snapshot written by [`encode`], checking length and checksum.
 pub fn decode<S: DeserializeOwned>(bytes: &[u8]) -> Result<S, SnapshotError> {
+    let payload = payload(bytes)?;
+    bincode::serde::decode_from_slice(payload, bincode::config::standard())
+        .map(|(s, _)| s)
+        .map_err(|e| SnapshotError::Decode(e.to_string()))
+}
+
+fn payload(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     if bytes.len() < HEADER || &bytes[..4] != MAGIC {
         return Err(
             if bytes.len() < HEADER && MAGIC.starts_with(&bytes[..bytes.len().min(4)]) {
@@ -87,9 +99,7 @@ pub fn decode<S: DeserializeOwned>(bytes: &[u8]) -> Result<S, SnapshotError> {
     if crc32fast::hash(payload) != u32::from_le_bytes(crc) {
         return Err(SnapshotError::Checksum);
     }
-    bincode::serde::decode_from_slice(payload, bincode::config::standard())
-        .map(|(s, _)| s)
-        .map_err(|e| SnapshotError::Decode(e.to_string()))
+    Ok(payload)
 }
 
 /// The worker (of `peers`) that owns a key with stable hash `hash`; the same

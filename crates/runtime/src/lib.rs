@@ -12,7 +12,9 @@
 
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod metrics;
+pub mod store;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,4 +1,6 @@
+use iotflow_core::checkpoint::{Ack, Checkpoints, Epochs, Part, Snapshot, Step, encoder};
 use iotflow_core::held::Held;
+use iotflow_core::state::SnapshotError;
 use iotflow_core::state::{KeyedState, route};
 use iotflow_core::tally::Tally;
 use iotflow_types::{Alert, Reading, SeriesKey, SmallStr, Timestamp};
@@ -7,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
@@ -122,18 +125,23 @@ impl EwmaState {
     }
 }
 
-/// Everything one worker's z-score operator holds: per-series EWMA state,
-/// readings waiting for the watermark, and the event time below which
-/// readings have been released. A snapshot of it (see
+/// Everything one worker's z-score operator holds: per-series EWMA state and
+/// the readings waiting for the frontier. A snapshot of it (see
 /// [`iotflow_core::state`]) restores the operator exactly.
+///
+/// In event-time order a reading is scored once the frontier passes its
+/// *release time* `max(ts, t)` (`t`: the timely time it arrived at, which is
+/// later than `ts` for a reading that arrived out of order), in order of
+/// `(release time, ts, value)`. That order is a total order fixed by the
+/// input alone, and each frontier step releases a prefix of it, so alerts do
+/// not depend on how the frontier happened to advance, on worker count, or
+/// on checkpoints and restarts.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ScorerState {
     /// Per (device, metric) state.
     pub series: FxHashMap<SeriesKey, EwmaState>,
-    /// Readings not yet scored (event-time order waits for the watermark).
-    pub pending: Vec<Reading>,
-    /// Readings with `ts` below this have been released for scoring.
-    pub released_below: Timestamp,
+    /// Readings not yet scored, with their release time.
+    pub pending: Vec<(Timestamp, Reading)>,
 }
 
 fn series_route(device: &str, metric: &str, peers: usize) -> usize {
@@ -145,13 +153,12 @@ impl KeyedState for ScorerState {
         self.series
             .retain(|k, _| series_route(k.device.as_str(), k.metric.as_str(), peers) == worker);
         self.pending
-            .retain(|r| series_route(r.device.as_str(), r.metric.as_str(), peers) == worker);
+            .retain(|(_, r)| series_route(r.device.as_str(), r.metric.as_str(), peers) == worker);
     }
 
     fn merge(&mut self, other: Self) {
         self.series.extend(other.series);
         self.pending.extend(other.pending);
-        self.released_below = self.released_below.max(other.released_below);
     }
 }
 
@@ -187,99 +194,223 @@ pub trait Score<'scope> {
 
 impl<'scope> Score<'scope> for StreamVec<'scope, Timestamp, Reading> {
     fn score(self, name: &str, p: Ewma) -> ScoreStreams<'scope> {
-        let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
-        let mut input = builder.new_input(self, Exchange::new(SeriesKey::hash_of));
-        let (alerts_out, alerts) = builder.new_output();
-        let (tally_out, tally) = builder.new_output();
-        let mut alerts_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<Alert>>>::from(alerts_out);
-        let mut tally_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
-        let detector = SmallStr::from(name);
+        build(self, name, p, None)
+    }
+}
 
-        builder.build(move |caps| {
-            let mut caps = Held::new(caps);
-            let mut st = ScorerState::default();
-            let mut ready: Vec<Reading> = Vec::new();
-            // Alerts with the timely time they are stamped at (see below).
-            let mut alerts: Vec<(Timestamp, Alert)> = Vec::new();
-            let mut tally = Tally::default();
-            move |frontiers| {
-                let Some(held) = caps.get() else { return };
-                let mut score =
-                    |r: &Reading, at: Timestamp, alerts: &mut Vec<(Timestamp, Alert)>| {
-                        let key = SeriesKey::of(r);
-                        if let Some(z) = st.series.entry(key).or_default().update(r.value, &p)
-                            && z.abs() > p.threshold
-                        {
-                            alerts.push((
-                                at,
-                                Alert {
-                                    device: r.device.clone(),
-                                    metric: r.metric.clone(),
-                                    ts: r.ts,
-                                    value: r.value,
-                                    score: z,
-                                    detector: detector.clone(),
-                                },
-                            ));
-                        }
-                    };
-                let floor = *held[0].time();
-                input.for_each(|cap, data| {
-                    // Scored on arrival: stamped at the reading's own batch time.
-                    let at = cap.least().copied().unwrap_or(floor);
-                    for r in data.drain(..) {
-                        if r.ts < st.released_below || p.order == ScoreOrder::Arrival {
-                            score(&r, at, &mut alerts);
-                        } else {
-                            st.pending.push(r);
+/// A detector that takes part in checkpoints.
+pub trait ScoreCheckpointed<'scope> {
+    /// [`Score::score`] with its state in every checkpoint of
+    /// `checkpoints`, restored from the checkpoint being recovered (on any
+    /// number of workers).
+    fn score_checkpointed(
+        self,
+        name: &str,
+        detector: Ewma,
+        checkpoints: &Checkpoints<'scope>,
+    ) -> Result<ScoreStreams<'scope>, SnapshotError>;
+}
+
+impl<'scope> ScoreCheckpointed<'scope> for StreamVec<'scope, Timestamp, Reading> {
+    fn score_checkpointed(
+        self,
+        name: &str,
+        p: Ewma,
+        checkpoints: &Checkpoints<'scope>,
+    ) -> Result<ScoreStreams<'scope>, SnapshotError> {
+        let restored = checkpoints.restore::<Snapshot<ScorerState>>(name)?;
+        Ok(build(self, name, p, Some((checkpoints, restored))))
+    }
+}
+
+/// Scores `(release, reading)` pairs in order and collects alerts stamped
+/// at their release time.
+fn score_all(
+    st: &mut ScorerState,
+    ready: &mut [(Timestamp, Reading)],
+    p: &Ewma,
+    detector: &SmallStr,
+    alerts: &mut Vec<(Timestamp, Alert)>,
+) {
+    ready.sort_unstable_by(|(ka, a), (kb, b)| {
+        ka.cmp(kb)
+            .then(a.ts.cmp(&b.ts))
+            .then(a.value.total_cmp(&b.value))
+    });
+    for (at, r) in ready.iter() {
+        score_one(st, r, *at, p, detector, alerts);
+    }
+}
+
+#[inline]
+fn score_one(
+    st: &mut ScorerState,
+    r: &Reading,
+    at: Timestamp,
+    p: &Ewma,
+    detector: &SmallStr,
+    alerts: &mut Vec<(Timestamp, Alert)>,
+) {
+    let key = SeriesKey::of(r);
+    if let Some(z) = st.series.entry(key).or_default().update(r.value, p)
+        && z.abs() > p.threshold
+    {
+        alerts.push((
+            at,
+            Alert {
+                device: r.device.clone(),
+                metric: r.metric.clone(),
+                ts: r.ts,
+                value: r.value,
+                score: z,
+                detector: detector.clone(),
+            },
+        ));
+    }
+}
+
+/// Releases every pending reading whose release time is below `bound`
+/// (`None`: all).
+fn release(
+    st: &mut ScorerState,
+    bound: Option<Timestamp>,
+    ready: &mut Vec<(Timestamp, Reading)>,
+    p: &Ewma,
+    detector: &SmallStr,
+    alerts: &mut Vec<(Timestamp, Alert)>,
+) {
+    let bound = bound.unwrap_or(Timestamp::MAX);
+    let mut k = 0;
+    while k < st.pending.len() {
+        if st.pending[k].0 < bound {
+            ready.push(st.pending.swap_remove(k));
+        } else {
+            k += 1;
+        }
+    }
+    score_all(st, ready, p, detector, alerts);
+    ready.clear();
+}
+
+fn build<'scope>(
+    stream: StreamVec<'scope, Timestamp, Reading>,
+    name: &str,
+    p: Ewma,
+    hooks: Option<(&Checkpoints<'scope>, Option<Snapshot<ScorerState>>)>,
+) -> ScoreStreams<'scope> {
+    const ACKS: usize = 2;
+    let worker = stream.scope().index();
+    let mut builder = OperatorBuilder::new(name.to_owned(), stream.scope());
+    let mut input = builder.new_input(stream, Exchange::new(SeriesKey::hash_of));
+    let mut control = hooks
+        .as_ref()
+        .map(|(c, _)| builder.new_input(c.control(), Pipeline));
+    let (alerts_out, alerts) = builder.new_output();
+    let (tally_out, tally) = builder.new_output();
+    let (acks_out, acks) = builder.new_output();
+    let mut alerts_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Alert>>>::from(alerts_out);
+    let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
+    let mut acks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ack>>>::from(acks_out);
+    let detector = SmallStr::from(name);
+    let op_name = name.to_owned();
+    let (restored, encode) = match hooks {
+        Some((c, restored)) => {
+            c.add_acks(acks);
+            (restored, Some(encoder::<ScorerState>()))
+        }
+        None => (None, None),
+    };
+
+    builder.build(move |mut caps| {
+        caps.truncate(ACKS);
+        let mut caps = Held::new(caps);
+        let Snapshot {
+            state: mut st,
+            mut tally,
+        } = restored.unwrap_or_default();
+        let mut epochs: Epochs<Reading> = Epochs::default();
+        let mut ready: Vec<(Timestamp, Reading)> = Vec::new();
+        // Alerts with the timely time they are stamped at.
+        let mut alerts: Vec<(Timestamp, Alert)> = Vec::new();
+        move |frontiers| {
+            let Some(held) = caps.get() else { return };
+            let mut acks_out = acks_out.activate();
+            input.for_each(|cap, data| {
+                if let Some(t) = cap.least() {
+                    epochs.push(*t, std::mem::take(data));
+                }
+            });
+            if let Some(control) = control.as_mut() {
+                control.for_each(|cap, data| {
+                    for ck in data.drain(..) {
+                        if let Some(at) = cap.retain_least(ACKS) {
+                            epochs.request(ck, at);
                         }
                     }
                 });
-                let frontier = frontiers[0].frontier().iter().min().copied();
-                let bound = frontier.unwrap_or(Timestamp::MAX);
-                if bound > st.released_below && !st.pending.is_empty() {
-                    // Each reading is sorted once, when it is released:
-                    // move out what the frontier passed, then order it by
-                    // event time; equal times by value so the result does not
-                    // depend on arrival order between workers.
-                    let mut k = 0;
-                    while k < st.pending.len() {
-                        if st.pending[k].ts < bound {
-                            ready.push(st.pending.swap_remove(k));
-                        } else {
-                            k += 1;
+            }
+            let ended = frontiers.iter().all(|f| f.frontier().is_empty());
+            let frontier = if ended {
+                None
+            } else {
+                frontiers
+                    .iter()
+                    .filter_map(|f| f.frontier().iter().min().copied())
+                    .min()
+            };
+            epochs.drain(frontier, |step| match step {
+                Step::Batch(t, data) => {
+                    if p.order == ScoreOrder::Arrival {
+                        for r in &data {
+                            score_one(&mut st, r, t, &p, &detector, &mut alerts);
                         }
-                    }
-                    ready
-                        .sort_unstable_by(|a, b| a.ts.cmp(&b.ts).then(a.value.total_cmp(&b.value)));
-                    // Released by the frontier passing `ts`: stamped at `ts`,
-                    // strictly below the frontier that released it, so
-                    // state and output agree at any frontier.
-                    for r in ready.drain(..) {
-                        score(&r, r.ts.max(floor), &mut alerts);
+                    } else {
+                        st.pending
+                            .extend(data.into_iter().map(|r| (r.ts.max(t), r)));
                     }
                 }
-                st.released_below = st.released_below.max(bound);
-                if !alerts.is_empty() {
+                Step::Checkpoint(ck, at) => {
+                    let bound = (!ck.is_final()).then_some(ck.time);
+                    release(&mut st, bound, &mut ready, &p, &detector, &mut alerts);
+                    // Alerts before the checkpoint are counted in it.
                     tally.alerts += alerts.len() as u64;
                     let mut out = alerts_out.activate();
-                    for (at, alert) in alerts.drain(..) {
-                        let cap = held[0].delayed(&at);
-                        out.session(&cap).give(alert);
+                    for (t, alert) in alerts.drain(..) {
+                        out.session(&held[0].delayed(&t)).give(alert);
+                    }
+                    if let Some(encode) = &encode {
+                        let part = match encode(&st, &tally) {
+                            Ok(bytes) => Part::State(bytes),
+                            Err(e) => Part::Failed(e.to_string()),
+                        };
+                        acks_out.session(&at).give(Ack {
+                            id: ck.id,
+                            time: ck.time,
+                            name: op_name.clone(),
+                            worker,
+                            part,
+                            tally: tally.clone(),
+                        });
                     }
                 }
-                if let Some(last) = caps.follow(frontier) {
-                    tally_out
-                        .activate()
-                        .session(&last[1])
-                        .give(std::mem::take(&mut tally));
+            });
+            release(&mut st, frontier, &mut ready, &p, &detector, &mut alerts);
+            if !alerts.is_empty() {
+                tally.alerts += alerts.len() as u64;
+                let mut out = alerts_out.activate();
+                for (at, alert) in alerts.drain(..) {
+                    out.session(&held[0].delayed(&at)).give(alert);
                 }
             }
-        });
-        ScoreStreams { alerts, tally }
-    }
+            if let Some(last) = caps.follow(frontier) {
+                tally_out
+                    .activate()
+                    .session(&last[1])
+                    .give(std::mem::take(&mut tally));
+            }
+        }
+    });
+    ScoreStreams { alerts, tally }
 }
 
 #[cfg(test)]
@@ -328,10 +459,10 @@ mod tests {
         for i in 0..100 {
             let r = Reading::new(&format!("d-{i}"), i, "temp", 1.0);
             st.series.insert(SeriesKey::of(&r), EwmaState::default());
-            st.pending.push(r);
+            st.pending.push((i, r));
         }
         // The exchange routes readings by `SeriesKey::hash_of`; state must agree.
-        for r in &st.pending {
+        for (_, r) in &st.pending {
             assert_eq!(
                 route(SeriesKey::hash_of(r), 3),
                 series_route(r.device.as_str(), r.metric.as_str(), 3)

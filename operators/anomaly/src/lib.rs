@@ -21,4 +21,4 @@
 
 mod ewma;
 
-pub use ewma::{Ewma, EwmaState, Score, ScoreOrder, ScoreStreams, ScorerState};
+pub use ewma::{Ewma, EwmaState, Score, ScoreCheckpointed, ScoreOrder, ScoreStreams, ScorerState};

@@ -25,4 +25,4 @@ mod tumbling;
 
 pub use iotflow_types::{SeriesKey, Stats, WindowResult};
 pub use state::TumblingState;
-pub use tumbling::{Tumbling, TumblingConfig, WindowStreams};
+pub use tumbling::{Tumbling, TumblingCheckpointed, TumblingConfig, WindowStreams};
