@@ -1,5 +1,6 @@
 //! iotflow integration tests: one binary, one module per concern.
 
+mod checkpoint;
 mod conservation;
 mod golden;
 mod props;

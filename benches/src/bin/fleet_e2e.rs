@@ -4,8 +4,14 @@
 //! ```text
 //! cargo run --release -p iotflow-benches --bin fleet_e2e -- \
 //!     [--lines 5000000] [--workers 1,2] [--input FILE] [--reps 3] \
-//!     [--rate 200000] [--latency-lines 2000000]
+//!     [--rate 200000] [--latency-lines 2000000] [--checkpoints off,1s]
 //! ```
+//!
+//! `--checkpoints off,1s` runs every throughput row once per setting
+//! (interleaved run by run, so drift on a shared machine hits both alike):
+//! `off` without checkpoints, a duration with checkpoints at that interval
+//! into a temp dir and exactly-once (staged, per-checkpoint) outputs. The
+//! `vs off` column is the checkpoint overhead.
 //!
 //! Throughput: `iotflow_pipelines::run::run` on a fleet-v1 NDJSON file (given
 //! or generated with seed 42), every output as NDJSON into a temp dir; `reps`
@@ -50,6 +56,7 @@ struct Args {
     reps: usize,
     rate: u64,
     latency_lines: u64,
+    checkpoints: Vec<Option<Duration>>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -60,6 +67,7 @@ fn parse_args() -> Result<Args> {
         reps: 3,
         rate: 200_000,
         latency_lines: 2_000_000,
+        checkpoints: vec![None],
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -76,6 +84,17 @@ fn parse_args() -> Result<Args> {
             "--reps" => a.reps = val()?.parse()?,
             "--rate" => a.rate = val()?.replace('_', "").parse()?,
             "--latency-lines" => a.latency_lines = val()?.replace('_', "").parse()?,
+            "--checkpoints" => {
+                a.checkpoints = val()?
+                    .split(',')
+                    .map(|c| match c.trim() {
+                        "off" => Ok(None),
+                        d => iotflow_runtime::checkpoint::parse_duration(d)
+                            .map(Some)
+                            .map_err(anyhow::Error::msg),
+                    })
+                    .collect::<Result<_>>()?;
+            }
             // `cargo bench` passes `--bench`; ignore it.
             "--bench" => {}
             "--help" | "-h" => {
@@ -86,12 +105,16 @@ fn parse_args() -> Result<Args> {
                      --workers 1,2      worker counts to compare (default 1,2)\n\
                      --reps N           runs per worker count; medians are reported (default 3)\n\
                      --rate R           lines/s of the rate-limited latency run, 0 = skip (default 200000)\n\
-                     --latency-lines N  lines in the latency run (default 2000000)"
+                     --latency-lines N  lines in the latency run (default 2000000)\n\
+                     --checkpoints L    checkpoint settings to compare, e.g. off,1s (default off)"
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
         }
+    }
+    if a.checkpoints.is_empty() {
+        bail!("--checkpoints needs at least one setting");
     }
     if a.workers.is_empty() || a.workers.contains(&0) || a.reps == 0 {
         bail!("--workers needs positive counts and --reps must be > 0");
@@ -119,8 +142,9 @@ fn throughput(args: &Args, input: &Path) -> Result<()> {
         args.reps
     );
     println!(
-        "{:>7} {:>10} {:>9} {:>7} {:>7} {:>5} {:>6} {:>9} {:>12} {:>8} {:>9}",
+        "{:>7} {:>6} {:>10} {:>9} {:>7} {:>7} {:>5} {:>6} {:>9} {:>12} {:>8} {:>7} {:>9} {:>12}",
         "workers",
+        "ckpt",
         "lines",
         "windows",
         "alerts",
@@ -130,59 +154,92 @@ fn throughput(args: &Args, input: &Path) -> Result<()> {
         "median s",
         "median l/s",
         "vs 1 w",
-        "peak RSS"
+        "vs off",
+        "peak RSS",
+        "ckpts/KiB/ms"
     );
     let mut base: Option<f64> = None;
     for &w in &args.workers {
-        let mut secs = Vec::new();
-        let mut last = None;
+        let n = args.checkpoints.len();
+        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut last: Vec<Option<iotflow_pipelines::run::RunReport>> = vec![None; n];
         for _ in 0..args.reps {
-            let out = tempfile::tempdir()?;
-            let cfg = JobConfig {
-                input: InputSpec::Files {
-                    paths: vec![input.display().to_string()],
-                    format: Some(InputFormat::Ndjson),
+            for (i, ck) in args.checkpoints.iter().enumerate() {
+                let out = tempfile::tempdir()?;
+                let ck_dir = tempfile::tempdir()?;
+                let cfg = JobConfig {
+                    input: InputSpec::Files {
+                        paths: vec![input.display().to_string()],
+                        format: Some(InputFormat::Ndjson),
+                    },
+                    output: OutputSpec::all(out.path(), Format::Ndjson),
+                    cluster: ClusterConfig::local(w),
+                    checkpoint: ck.map(|interval| iotflow_runtime::checkpoint::CheckpointConfig {
+                        dir: ck_dir.path().display().to_string(),
+                        interval,
+                        keep: 3,
+                    }),
+                    ..JobConfig::default()
+                };
+                let report = iotflow_pipelines::run::run(&cfg, None)?;
+                secs[i].push(report.seconds);
+                last[i] = Some(report);
+            }
+        }
+        let mut off: Option<f64> = None;
+        for (i, ck) in args.checkpoints.iter().enumerate() {
+            let Some(r) = last[i].take() else { continue };
+            let t = &r.tally;
+            let med = median(secs[i].clone());
+            let lps = t.lines as f64 / med;
+            if base.is_none() {
+                base = Some(lps);
+            }
+            if ck.is_none() {
+                off = Some(lps);
+            }
+            let ratio = base.map_or(f64::NAN, |b| lps / b);
+            let vs_off = off.map_or("-".to_owned(), |o| format!("{:.3}", lps / o));
+            let ck_name = ck.map_or(
+                "off".to_owned(),
+                iotflow_runtime::checkpoint::format_duration,
+            );
+            let ck_stats = r.checkpoints.as_ref().map_or("-".to_owned(), |c| {
+                format!("{}/{}/{}", c.completed, c.last_state_bytes >> 10, c.max_ms)
+            });
+            println!(
+                "{:>7} {:>6} {:>10} {:>9} {:>7} {:>7} {:>5} {:>6} {:>9.3} {:>12.0} {:>7.2}x {:>7} {:>6} MiB {:>12}   runs: {}",
+                w,
+                ck_name,
+                t.lines,
+                t.windows,
+                t.alerts,
+                t.rejected_total(),
+                t.late,
+                if t.valid + t.rejected_total() == t.lines {
+                    "ok"
+                } else {
+                    "?"
                 },
-                output: OutputSpec::all(out.path(), Format::Ndjson),
-                cluster: ClusterConfig::local(w),
-                ..JobConfig::default()
-            };
-            let report = iotflow_pipelines::run::run(&cfg, None)?;
-            secs.push(report.seconds);
-            last = Some(report);
+                med,
+                lps,
+                ratio,
+                vs_off,
+                r.peak_rss_bytes >> 20,
+                ck_stats,
+                secs[i]
+                    .iter()
+                    .map(|s| format!("{s:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
         }
-        let Some(r) = last else { continue };
-        let t = &r.tally;
-        let med = median(secs.clone());
-        let lps = t.lines as f64 / med;
-        if w == 1 || base.is_none() {
-            base = base.or(Some(lps));
-        }
-        let ratio = base.map_or(f64::NAN, |b| lps / b);
-        println!(
-            "{:>7} {:>10} {:>9} {:>7} {:>7} {:>5} {:>6} {:>9.3} {:>12.0} {:>7.2}x {:>6} MiB   runs: {}",
-            w,
-            t.lines,
-            t.windows,
-            t.alerts,
-            t.rejected_total(),
-            t.late,
-            if t.valid + t.rejected_total() == t.lines {
-                "ok"
-            } else {
-                "?"
-            },
-            med,
-            lps,
-            ratio,
-            r.peak_rss_bytes >> 20,
-            secs.iter()
-                .map(|s| format!("{s:.3}"))
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
     }
-    println!("(ratio is against the first row; peak RSS is of this process over all runs so far)");
+    println!(
+        "(vs 1 w: against the first row; vs off: against the same worker count without checkpoints; \
+         ckpts/KiB/ms: checkpoints completed / state size of the last / slowest request-to-manifest; \
+         peak RSS is of this process over all runs so far)"
+    );
     Ok(())
 }
 

@@ -255,23 +255,24 @@ impl SourceState {
 
 /// What [`Epochs::drain`] hands out, in time order.
 #[derive(Debug)]
-pub enum Step<D> {
+pub enum Step<D, C = Capability<Timestamp>> {
     /// A complete batch of input stamped at the time.
     Batch(Timestamp, Vec<D>),
     /// A checkpoint that is due, with a capability at its message time for
     /// the ack output.
-    Checkpoint(Checkpoint, Capability<Timestamp>),
+    Checkpoint(Checkpoint, C),
 }
 
 /// Input batches held until the frontier passes them, and checkpoints
-/// waiting for the frontier to reach them.
+/// waiting for the frontier to reach them (`C`: what acknowledges one, a
+/// capability in an operator).
 #[derive(Debug)]
-pub struct Epochs<D> {
+pub struct Epochs<D, C = Capability<Timestamp>> {
     batches: BTreeMap<Timestamp, Vec<Vec<D>>>,
-    checkpoints: Vec<(Checkpoint, Capability<Timestamp>)>,
+    checkpoints: Vec<(Checkpoint, C)>,
 }
 
-impl<D> Default for Epochs<D> {
+impl<D, C> Default for Epochs<D, C> {
     fn default() -> Self {
         Epochs {
             batches: BTreeMap::new(),
@@ -280,7 +281,7 @@ impl<D> Default for Epochs<D> {
     }
 }
 
-impl<D> Epochs<D> {
+impl<D, C> Epochs<D, C> {
     /// Holds `batch`, stamped at `time`.
     pub fn push(&mut self, time: Timestamp, batch: Vec<D>) {
         if !batch.is_empty() {
@@ -289,7 +290,7 @@ impl<D> Epochs<D> {
     }
 
     /// Holds a checkpoint request and the capability to acknowledge it.
-    pub fn request(&mut self, checkpoint: Checkpoint, cap: Capability<Timestamp>) {
+    pub fn request(&mut self, checkpoint: Checkpoint, cap: C) {
         self.checkpoints.push((checkpoint, cap));
         self.checkpoints.sort_by_key(|(c, _)| (c.time, c.id));
     }
@@ -303,7 +304,7 @@ impl<D> Epochs<D> {
     /// every checkpoint that is due (`None`: the input has ended). A
     /// checkpoint at `T` comes after every batch stamped before `T` and
     /// before any batch stamped at `T` or later.
-    pub fn drain(&mut self, frontier: Option<Timestamp>, mut step: impl FnMut(Step<D>)) {
+    pub fn drain(&mut self, frontier: Option<Timestamp>, mut step: impl FnMut(Step<D, C>)) {
         let complete = |t: Timestamp| frontier.is_none_or(|f| t < f);
         loop {
             let batch_time = self.batches.first_key_value().map(|(t, _)| *t);
@@ -328,7 +329,7 @@ impl<D> Epochs<D> {
         }
     }
 
-    fn checkpoint(&mut self, step: &mut impl FnMut(Step<D>)) {
+    fn checkpoint(&mut self, step: &mut impl FnMut(Step<D, C>)) {
         let (c, cap) = self.checkpoints.remove(0);
         step(Step::Checkpoint(c, cap));
     }
@@ -436,6 +437,43 @@ mod tests {
         let bytes = encoder::<BTreeMap<String, u64>>()(&state, &tally).expect("encode");
         let back: Snapshot<BTreeMap<String, u64>> = state::decode(&bytes).expect("decode");
         assert_eq!((back.state, back.tally), (state, tally));
+    }
+
+    /// What `drain` hands out, as text: `b<time>:<values>` or `c<id>`.
+    fn trace(e: &mut Epochs<u32, ()>, frontier: Option<Timestamp>) -> Vec<String> {
+        let mut out = Vec::new();
+        e.drain(frontier, |s| match s {
+            Step::Batch(t, d) => out.push(format!("b{t}:{d:?}")),
+            Step::Checkpoint(c, ()) => out.push(format!("c{}", c.id)),
+        });
+        out
+    }
+
+    #[test]
+    fn epochs_hand_out_complete_batches_and_due_checkpoints_in_time_order() {
+        let mut e: Epochs<u32, ()> = Epochs::default();
+        e.push(20, vec![2]);
+        e.push(10, vec![1]);
+        e.push(30, vec![3]);
+        e.push(20, vec![22]);
+        e.push(40, Vec::new()); // empty batches are not kept
+        e.request(Checkpoint { id: 2, time: 30 }, ());
+        e.request(Checkpoint { id: 1, time: 20 }, ());
+        // Frontier 15: only time 10 is complete; no checkpoint is due.
+        assert_eq!(trace(&mut e, Some(15)), ["b10:[1]"]);
+        // Frontier 20: checkpoint 1 (time 20) is due before the batch at 20.
+        assert_eq!(trace(&mut e, Some(20)), ["c1"]);
+        // Frontier 31: batches at 20, then checkpoint 2 (time 30), then 30.
+        assert_eq!(
+            trace(&mut e, Some(31)),
+            ["b20:[2]", "b20:[22]", "c2", "b30:[3]"]
+        );
+        assert!(e.is_empty());
+        // The final checkpoint waits for the end of input, after every batch.
+        e.push(50, vec![5]);
+        e.request(Checkpoint { id: 3, time: FINAL }, ());
+        assert_eq!(trace(&mut e, Some(60)), ["b50:[5]"]);
+        assert_eq!(trace(&mut e, None), ["c3"]);
     }
 
     #[test]
