@@ -220,6 +220,34 @@ mod tests {
         assert_eq!((c.window.size_ms, c.cluster.workers), (5000, 2));
         assert!(toml::from_str::<JobConfig>("[window]\nsize = 5\n").is_err());
     }
+
+    #[test]
+    fn checkpoint_section_with_documented_defaults() {
+        let c: JobConfig = toml::from_str("[checkpoint]\ndir = \"ck\"\n").expect("checkpoint");
+        let ck = c.checkpoint.expect("section");
+        assert_eq!(ck.dir, "ck");
+        assert_eq!(ck.interval, std::time::Duration::from_secs(10));
+        assert_eq!(ck.keep, 3);
+        let c: JobConfig =
+            toml::from_str("[checkpoint]\ndir = \"s3://b/p\"\ninterval = \"200ms\"\nkeep = 5\n")
+                .expect("checkpoint");
+        let ck = c.checkpoint.expect("section");
+        assert_eq!((ck.interval.as_millis(), ck.keep), (200, 5));
+        let err =
+            toml::from_str::<JobConfig>("[checkpoint]\ndir = \"ck\"\ninterval = \"5 parsecs\"\n")
+                .expect_err("bad duration");
+        assert!(err.to_string().contains("unknown unit"), "{err}");
+        // Checkpoints need a seekable input.
+        let mut sim = JobConfig {
+            input: InputSpec::Sim(iotflow_sim::FleetConfig::default()),
+            ..JobConfig::default()
+        };
+        sim.checkpoint = Some(iotflow_runtime::checkpoint::CheckpointConfig {
+            dir: "ck".into(),
+            ..Default::default()
+        });
+        assert!(sim.validate().is_err());
+    }
 }
 
 /// Builds a [`JobConfig`] in code: `&mut self` setters, [`build`](JobBuilder::build) validates.

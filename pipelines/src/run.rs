@@ -18,11 +18,12 @@ use crate::fleet::{
 };
 use crate::sim_source::SharedGenerator;
 use iotflow_core::checkpoint::{Checkpoint, Checkpoints, SourceState};
-use iotflow_core::source::Resume;
+use iotflow_core::source::{Position, Resume};
 use iotflow_runtime::checkpoint::{
     CheckpointError, CheckpointStats, Checkpointing, committer, coordinator, recover,
 };
 use iotflow_runtime::store::CheckpointStore;
+use std::sync::atomic::Ordering;
 use timely::dataflow::operators::{ConnectLoop, Feedback};
 
 /// What a run did.
@@ -154,6 +155,32 @@ pub fn run(
         }
     };
     let checkpointing = Arc::new(checkpointing);
+    if let Some((_, Some(restored), positions)) = checkpointing.as_ref() {
+        // A resumed job's progress starts where its checkpoint left it.
+        let done: u64 = splits
+            .iter()
+            .map(|s| {
+                let key = s.key();
+                match positions
+                    .iter()
+                    .find(|r| r.partition == key)
+                    .map(|r| &r.position)
+                {
+                    Some(Position::Done) => s.end - s.start,
+                    Some(Position::Offset(o)) => o.saturating_sub(s.start).min(s.end - s.start),
+                    _ => 0,
+                }
+            })
+            .sum();
+        let p = &ctx.progress;
+        p.bytes.fetch_add(done, Ordering::Relaxed);
+        if let Ok(parts) = restored.parts::<SourceState>("source") {
+            let t = SourceState::restore(parts, 0, 1).tally;
+            p.lines.fetch_add(t.lines, Ordering::Relaxed);
+            p.rejected.fetch_add(t.rejected_total(), Ordering::Relaxed);
+            p.late.fetch_add(t.late, Ordering::Relaxed);
+        }
+    }
     if let Some(p) = progress {
         p(&ctx);
     }

@@ -23,6 +23,10 @@ use rand::{Rng, SeedableRng};
 const KINDS: [&str; 4] = ["windows", "alerts", "rejects", "late"];
 
 fn job(input: &Path, out: &Path, workers: usize, ck: Option<&Path>) -> JobConfig {
+    job_at(input, out, workers, ck.map(|p| p.display().to_string()))
+}
+
+fn job_at(input: &Path, out: &Path, workers: usize, ck: Option<String>) -> JobConfig {
     JobConfig {
         input: InputSpec::Files {
             paths: vec![input.display().to_string()],
@@ -34,7 +38,7 @@ fn job(input: &Path, out: &Path, workers: usize, ck: Option<&Path>) -> JobConfig
         // unstarted splits are all in the checkpoints.
         split_bytes: 2 << 20,
         checkpoint: ck.map(|dir| CheckpointConfig {
-            dir: dir.display().to_string(),
+            dir,
             interval: Duration::from_millis(40),
             keep: 2,
         }),
@@ -265,4 +269,70 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
     );
     assert_eq!(second.tally, f.reference_report.tally);
     same_outputs(&out, &f.reference, "after corrupt checkpoint");
+}
+
+/// The same code path with checkpoints in S3 (the moto server started by
+/// `.ci/services.sh`, which sets `IOTFLOW_TEST_S3_URL`).
+#[test]
+fn checkpoints_in_s3_resume_the_same_way() {
+    let Ok(url) = std::env::var("IOTFLOW_TEST_S3_URL") else {
+        eprintln!("skipped: IOTFLOW_TEST_S3_URL not set (run .ci/services.sh start)");
+        return;
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let location = format!(
+        "{}/job-{}-{nanos}",
+        url.trim_end_matches('/'),
+        std::process::id()
+    );
+    let f = fixture(150_000);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("out");
+    let cfg = job_at(&f.input, &out, 2, Some(location.clone()));
+    let store = iotflow_runtime::store::CheckpointStore::open(&location).expect("open S3 store");
+    // Stop once the first checkpoint is in S3.
+    let mut hook = |ctx: &JobContext| {
+        let ctx = ctx.clone();
+        let location = location.clone();
+        std::thread::spawn(move || {
+            let Ok(store) = iotflow_runtime::store::CheckpointStore::open(&location) else {
+                return;
+            };
+            while store
+                .get("ckpt-0000000001/MANIFEST.json")
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            ctx.cancel();
+        });
+    };
+    let first =
+        iotflow_pipelines::run::run(&cfg, Some(&mut hook)).expect("run with S3 checkpoints");
+    assert!(first.checkpoints.as_ref().is_some_and(|c| c.completed >= 1));
+    let objects = store.list("").expect("list");
+    assert!(
+        objects.iter().any(|o| o.ends_with("MANIFEST.json")),
+        "{objects:?}"
+    );
+    let second = iotflow_pipelines::run::run(&cfg, None).expect("resume from S3");
+    if first.interrupted {
+        assert!(
+            second
+                .checkpoints
+                .as_ref()
+                .and_then(|c| c.restored_from)
+                .is_some(),
+            "{:?}",
+            second.checkpoints
+        );
+    }
+    assert_eq!(second.tally, f.reference_report.tally);
+    same_outputs(&out, &f.reference, "S3 checkpoints");
+    store.delete_prefix("").expect("clean up");
 }

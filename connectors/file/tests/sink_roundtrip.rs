@@ -83,8 +83,8 @@ impl Expected for WindowResult<SeriesKey> {
             Cell::U64(self.stats.count),
             Cell::F64(self.stats.min),
             Cell::F64(self.stats.max),
-            Cell::F64(self.stats.sum / self.stats.count as f64),
-            Cell::F64(self.stats.sum),
+            Cell::F64(self.stats.mean()),
+            Cell::F64(self.stats.sum()),
         ]
     }
 }

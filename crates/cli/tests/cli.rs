@@ -268,3 +268,101 @@ fn ctrl_c_stops_cleanly_with_valid_files_and_conserved_counts() {
     }
     assert_eq!(rows, s["windows"].as_u64().unwrap_or(u64::MAX));
 }
+
+#[test]
+fn a_killed_cluster_resumes_from_its_checkpoint() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = generate(tmp.path(), 400_000);
+    let one = tmp.path().join("one");
+    let s1 = summary(&ok(run(
+        &input,
+        &one,
+        &["-w", "1", "--format", "csv", "--summary", "json"],
+    )
+    .output()
+    .expect("spawn")));
+
+    let two = tmp.path().join("two");
+    let ck = tmp.path().join("ck");
+    let ck_arg = ck.display().to_string();
+    let addrs = format!("127.0.0.1:{},127.0.0.1:{}", free_port(), free_port());
+    let spawn = |p: &str| {
+        run(
+            &input,
+            &two,
+            &[
+                "-w",
+                "1",
+                "--format",
+                "csv",
+                "--summary",
+                "json",
+                "-n",
+                "2",
+                "-p",
+                p,
+                "--addresses",
+                &addrs,
+                "--checkpoint-dir",
+                &ck_arg,
+                "--checkpoint-interval",
+                "100ms",
+            ],
+        )
+        .spawn()
+        .expect("spawn")
+    };
+    // First attempt: both processes are killed once a checkpoint exists.
+    let mut p1 = spawn("1");
+    let mut p0 = spawn("0");
+    let first = ck.join("ckpt-0000000001").join("MANIFEST.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !first.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = p0.kill();
+    let _ = p1.kill();
+    let killed_running = p0.wait().map(|s| !s.success()).unwrap_or(false);
+    let _ = p1.wait();
+    // Second attempt: the same commands resume and finish.
+    let p1 = spawn("1");
+    let p0 = spawn("0");
+    let s2 = summary(&ok(p0.wait_with_output().expect("process 0")));
+    ok(p1.wait_with_output().expect("process 1"));
+    if killed_running {
+        assert!(
+            s2["checkpoints"]["restored_from"].is_u64(),
+            "{}",
+            s2["checkpoints"]
+        );
+    }
+    for key in [
+        "lines",
+        "valid",
+        "rejected",
+        "rejected_by_reason",
+        "late",
+        "windows",
+        "alerts",
+    ] {
+        assert_eq!(s1[key], s2[key], "{key}");
+    }
+    let (a, b) = (window_rows(&one), window_rows(&two));
+    if a != b {
+        let only_a: Vec<_> = a
+            .iter()
+            .filter(|r| b.binary_search(r).is_err())
+            .take(5)
+            .collect();
+        let only_b: Vec<_> = b
+            .iter()
+            .filter(|r| a.binary_search(r).is_err())
+            .take(5)
+            .collect();
+        panic!(
+            "window rows differ: {} vs {}; only uninterrupted: {only_a:?}; only resumed: {only_b:?}",
+            a.len(),
+            b.len()
+        );
+    }
+}

@@ -27,7 +27,7 @@ pub fn windows_match(
             count: w.stats.count,
             min: w.stats.min,
             max: w.stats.max,
-            sum: w.stats.sum,
+            sum: w.stats.sum(),
         })
         .collect();
     got.sort_by(|a, b| (&a.device, &a.metric, a.start).cmp(&(&b.device, &b.metric, b.start)));

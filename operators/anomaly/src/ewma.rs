@@ -142,6 +142,8 @@ pub struct ScorerState {
     pub series: FxHashMap<SeriesKey, EwmaState>,
     /// Readings not yet scored, with their release time.
     pub pending: Vec<(Timestamp, Reading)>,
+    /// Every reading with a release time below this has been scored.
+    pub released_below: Timestamp,
 }
 
 fn series_route(device: &str, metric: &str, peers: usize) -> usize {
@@ -159,6 +161,7 @@ impl KeyedState for ScorerState {
     fn merge(&mut self, other: Self) {
         self.series.extend(other.series);
         self.pending.extend(other.pending);
+        self.released_below = self.released_below.max(other.released_below);
     }
 }
 
@@ -280,6 +283,13 @@ fn release(
     alerts: &mut Vec<(Timestamp, Alert)>,
 ) {
     let bound = bound.unwrap_or(Timestamp::MAX);
+    if bound <= st.released_below || st.pending.is_empty() {
+        // Nothing pending can be released before `released_below` moves:
+        // every pending release time is at or above it.
+        st.released_below = st.released_below.max(bound);
+        return;
+    }
+    st.released_below = bound;
     let mut k = 0;
     while k < st.pending.len() {
         if st.pending[k].0 < bound {

@@ -148,7 +148,7 @@ impl FileRecord for WindowResult<SeriesKey> {
         out.float(self.stats.min)?;
         out.float(self.stats.max)?;
         out.float(self.stats.mean())?;
-        out.float(self.stats.sum)
+        out.float(self.stats.sum())
     }
 }
 
