@@ -83,6 +83,12 @@ pub struct Progress {
     pub rejected: AtomicU64,
     /// Late readings so far.
     pub late: AtomicU64,
+    /// Checkpoints completed by this process's committer.
+    pub checkpoints: AtomicU64,
+    /// State bytes of the last completed checkpoint.
+    pub checkpoint_bytes: AtomicU64,
+    /// Request-to-manifest time of the last completed checkpoint (ms).
+    pub checkpoint_ms: AtomicU64,
 }
 
 impl Progress {

@@ -21,6 +21,7 @@
 //! `ckpt-<id:010>/<participant>-<worker:05>.bin`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -435,9 +436,15 @@ pub fn committer<'scope>(
                                     s.in_flight = None;
                                 }
                             }
+                            let p = &thread_ctx.progress;
+                            p.checkpoints.fetch_add(1, Ordering::Relaxed);
+                            p.checkpoint_bytes.store(bytes, Ordering::Relaxed);
+                            let ms = started.map_or(0, |t| t.elapsed().as_millis() as u64);
+                            p.checkpoint_ms.store(ms, Ordering::Relaxed);
                             tracing::info!(
                                 checkpoint = id,
                                 state_bytes = bytes,
+                                ms,
                                 "checkpoint complete"
                             );
                         }

@@ -74,6 +74,26 @@ pub fn render(ctx: &JobContext, process: usize) -> String {
         "Source or sink failures.",
         ctx.failures().len() as u64,
     );
+    counter(
+        "iotflow_checkpoints_total",
+        "Checkpoints completed (manifest written) by this process.",
+        Progress::get(&p.checkpoints),
+    );
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{process=\"{process}\"}} {value}\n"
+        ));
+    };
+    gauge(
+        "iotflow_checkpoint_state_bytes",
+        "State bytes of the last completed checkpoint.",
+        Progress::get(&p.checkpoint_bytes),
+    );
+    gauge(
+        "iotflow_checkpoint_duration_ms",
+        "Request-to-manifest time of the last completed checkpoint (ms).",
+        Progress::get(&p.checkpoint_ms),
+    );
     out
 }
 
@@ -169,6 +189,8 @@ mod tests {
         let body = get(server.addr(), "/metrics");
         assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
         assert!(body.contains("# TYPE iotflow_records_read_total counter"));
+        assert!(body.contains("# TYPE iotflow_checkpoints_total counter"));
+        assert!(body.contains("# TYPE iotflow_checkpoint_state_bytes gauge"));
         assert!(body.contains("iotflow_records_read_total{process=\"0\"} 42"));
         assert!(body.contains("iotflow_rejected_total{process=\"0\"} 3"));
         ctx.progress.lines.fetch_add(8, Ordering::Relaxed);
