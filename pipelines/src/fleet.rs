@@ -181,17 +181,30 @@ fn epoch_files<D: FileRecord>(
     kind: &'static str,
     format: Format,
     worker: usize,
+    run: &str,
 ) -> EpochFiles<D> {
     let staging = staging_dir(dir).join(kind);
     let published = dir.join(kind);
     let ext = format.extension();
+    let run = run.to_owned();
     EpochFiles {
         open: Box::new(move |n| {
-            let path = staging.join(format!("w{worker:05}-{n:08}.{ext}"));
+            // Unique per run: a staged file of a crashed run can never be
+            // mistaken for one a checkpoint's manifest names.
+            let path = staging.join(format!("w{worker:05}-{run}-{n:08}.{ext}"));
             Ok((open_sink::<D>(format, &path)?, path))
         }),
         published: Box::new(move |id| published.join(format!("part-{id:08}-{worker:05}.{ext}"))),
     }
+}
+
+/// An id for this run's staged files: process id and start time.
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}-{nanos:x}", std::process::id())
 }
 
 /// Where committed sinks stage files until their checkpoint completes.
@@ -202,36 +215,39 @@ pub fn staging_dir(out: &Path) -> std::path::PathBuf {
 /// Like [`attach_sinks`], but every output is committed per checkpoint:
 /// files named `part-<checkpoint:08>-<worker:05>.<ext>` appear when their
 /// checkpoint completes, so a crash neither loses nor doubles output.
+/// `run` tells this run's staged files from those of earlier runs (any
+/// string unique per run and process, e.g. [`run_id`]).
 pub fn attach_committed_sinks<'scope>(
     streams: FleetStreams<'scope>,
     out: &OutputSpec,
     worker: usize,
     ctx: &JobContext,
     checkpoints: &Checkpoints<'scope>,
+    run: &str,
 ) -> (Vec<SinkHandle>, StreamVec<'scope, Timestamp, Tally>) {
     let d = &out.dir;
     let handles = vec![
         streams.windows.write_committed(
             "windows",
-            epoch_files::<WindowResult>(d, "windows", out.windows, worker),
+            epoch_files::<WindowResult>(d, "windows", out.windows, worker, run),
             checkpoints,
             ctx.clone(),
         ),
         streams.alerts.write_committed(
             "alerts",
-            epoch_files::<Alert>(d, "alerts", out.alerts, worker),
+            epoch_files::<Alert>(d, "alerts", out.alerts, worker, run),
             checkpoints,
             ctx.clone(),
         ),
         streams.rejects.write_committed(
             "rejects",
-            epoch_files::<Reject>(d, "rejects", out.rejects, worker),
+            epoch_files::<Reject>(d, "rejects", out.rejects, worker, run),
             checkpoints,
             ctx.clone(),
         ),
         streams.late.write_committed(
             "late",
-            epoch_files::<Reading>(d, "late", out.late, worker),
+            epoch_files::<Reading>(d, "late", out.late, worker, run),
             checkpoints,
             ctx.clone(),
         ),

@@ -14,7 +14,7 @@ use crate::Error;
 use crate::config::{InputSpec, JobConfig};
 use crate::fleet::{
     attach_committed_sinks, attach_sinks, clean_stale_parts, collect_tally, fleet_dataflow,
-    fleet_dataflow_checkpointed, prepare_committed_output,
+    fleet_dataflow_checkpointed, prepare_committed_output, run_id,
 };
 use crate::sim_source::SharedGenerator;
 use iotflow_core::checkpoint::{Checkpoint, Checkpoints, SourceState};
@@ -189,6 +189,7 @@ pub fn run(
     let job_cfg = cfg.clone();
     let job_ctx = ctx.clone();
     let job_ck = checkpointing.clone();
+    let run_id = run_id();
     let results = iotflow_runtime::execute(&cfg.cluster, move |worker| -> Result<Tally, Error> {
         let index = worker.index();
         let peers = worker.peers();
@@ -222,7 +223,7 @@ pub fn run(
             )?;
             coordinator(streams.source_tally.clone(), ck, &job_ctx).connect_loop(loop_handle);
             let (handles, tally) =
-                attach_committed_sinks(streams, &job_cfg.output, index, &job_ctx, &cks);
+                attach_committed_sinks(streams, &job_cfg.output, index, &job_ctx, &cks, &run_id);
             collect_tally(tally, total.clone());
             let committer = committer(cks.acks(), ck, peers, &job_ctx);
             Ok((handles, committer))

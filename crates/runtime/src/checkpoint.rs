@@ -583,18 +583,30 @@ fn commit(
 }
 
 /// Makes a manifest's staged outputs visible (idempotent).
+///
+/// A file already published is left alone (a later run may have staged
+/// other data under a similar name); a staged file is published only if it
+/// has the size the manifest recorded. A file neither published nor staged
+/// is an error: the checkpoint's output is gone.
 fn publish(manifest: &Manifest) -> Result<(), CheckpointError> {
     for f in &manifest.outputs {
         let from = std::path::Path::new(&f.staged);
         let to = std::path::Path::new(&f.published);
-        if !from.exists() {
-            continue; // published already
-        }
         let err = |source| CheckpointError::Publish {
             from: f.staged.clone(),
             to: f.published.clone(),
             source,
         };
+        if to.exists() {
+            continue;
+        }
+        let size = std::fs::metadata(from).map_err(err)?.len();
+        if size != f.bytes {
+            return Err(err(std::io::Error::other(format!(
+                "staged file has {size} bytes, the manifest says {}",
+                f.bytes
+            ))));
+        }
         if let Some(dir) = to.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
