@@ -92,6 +92,19 @@ fn run_cancelled_after(cfg: &JobConfig, after: Duration) -> RunReport {
     iotflow_pipelines::run::run(cfg, Some(&mut hook)).expect("run")
 }
 
+/// A progress hook that cancels the job once `path` exists.
+fn stop_once(path: std::path::PathBuf) -> impl FnMut(&JobContext) {
+    move |ctx: &JobContext| {
+        let (ctx, path) = (ctx.clone(), path.clone());
+        std::thread::spawn(move || {
+            while !path.exists() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            ctx.cancel();
+        });
+    }
+}
+
 struct Fixture {
     _tmp: tempfile::TempDir,
     input: std::path::PathBuf,
@@ -184,15 +197,7 @@ fn a_resumed_run_starts_from_its_checkpoint_and_a_finished_one_reruns_nothing() 
     let (out, ck) = (tmp.path().join("out"), tmp.path().join("ck"));
     // Stop as soon as the first checkpoint exists.
     let cfg = job(&f.input, &out, 2, Some(&ck));
-    let mut hook = |ctx: &JobContext| {
-        let (ctx, ck) = (ctx.clone(), ck.clone());
-        std::thread::spawn(move || {
-            while !ck.join("ckpt-0000000001/MANIFEST.json").exists() {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            ctx.cancel();
-        });
-    };
+    let mut hook = stop_once(ck.join("ckpt-0000000001/MANIFEST.json"));
     let first = iotflow_pipelines::run::run(&cfg, Some(&mut hook)).expect("run");
     let stats = first.checkpoints.clone().expect("stats");
     if first.interrupted {
@@ -220,15 +225,7 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_one() {
     let (out, ck) = (tmp.path().join("out"), tmp.path().join("ck"));
     let cfg = job(&f.input, &out, 2, Some(&ck));
     // Stop once two checkpoints exist.
-    let mut hook = |ctx: &JobContext| {
-        let (ctx, ck) = (ctx.clone(), ck.clone());
-        std::thread::spawn(move || {
-            while !ck.join("ckpt-0000000002/MANIFEST.json").exists() {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            ctx.cancel();
-        });
-    };
+    let mut hook = stop_once(ck.join("ckpt-0000000002/MANIFEST.json"));
     // If the job ends before it is stopped, its newest checkpoint is the
     // final one: corrupting it must fall back just the same.
     iotflow_pipelines::run::run(&cfg, Some(&mut hook)).expect("run");

@@ -48,6 +48,41 @@ fn window_rows(dir: &Path) -> Vec<String> {
     rows
 }
 
+/// Summary counts two runs of one job must agree on.
+fn same_counts(a: &serde_json::Value, b: &serde_json::Value) {
+    for key in [
+        "lines",
+        "valid",
+        "rejected",
+        "rejected_by_reason",
+        "late",
+        "windows",
+        "alerts",
+    ] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+}
+
+/// Process `p` of a 2-process cluster at `addrs`, CSV output, JSON summary.
+fn cluster_member(input: &Path, output: &Path, addrs: &str, p: &str, extra: &[&str]) -> Command {
+    let mut args = vec![
+        "-w",
+        "1",
+        "--format",
+        "csv",
+        "--summary",
+        "json",
+        "-n",
+        "2",
+        "-p",
+        p,
+        "--addresses",
+        addrs,
+    ];
+    args.extend_from_slice(extra);
+    run(input, output, &args)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -88,43 +123,16 @@ fn two_processes_on_localhost_match_one_process() {
     let two = tmp.path().join("two");
     let addrs = format!("127.0.0.1:{},127.0.0.1:{}", free_port(), free_port());
     let spawn = |p: &str| {
-        run(
-            &input,
-            &two,
-            &[
-                "-w",
-                "1",
-                "--format",
-                "csv",
-                "--summary",
-                "json",
-                "-n",
-                "2",
-                "-p",
-                p,
-                "--addresses",
-                &addrs,
-            ],
-        )
-        .spawn()
-        .expect("spawn")
+        cluster_member(&input, &two, &addrs, p, &[])
+            .spawn()
+            .expect("spawn")
     };
     let p1 = spawn("1");
     let p0 = spawn("0");
     let s2 = summary(&ok(p0.wait_with_output().expect("process 0")));
     ok(p1.wait_with_output().expect("process 1"));
 
-    for key in [
-        "lines",
-        "valid",
-        "rejected",
-        "rejected_by_reason",
-        "late",
-        "windows",
-        "alerts",
-    ] {
-        assert_eq!(s1[key], s2[key], "{key}");
-    }
+    same_counts(&s1, &s2);
     assert_eq!(s2["processes"], 2);
     assert_eq!(s1["lines"], 60_000);
     assert_eq!(s1["rejected"], 60);
@@ -286,31 +294,16 @@ fn a_killed_cluster_resumes_from_its_checkpoint() {
     let ck = tmp.path().join("ck");
     let ck_arg = ck.display().to_string();
     let addrs = format!("127.0.0.1:{},127.0.0.1:{}", free_port(), free_port());
+    let checkpoints = [
+        "--checkpoint-dir",
+        &ck_arg,
+        "--checkpoint-interval",
+        "100ms",
+    ];
     let spawn = |p: &str| {
-        run(
-            &input,
-            &two,
-            &[
-                "-w",
-                "1",
-                "--format",
-                "csv",
-                "--summary",
-                "json",
-                "-n",
-                "2",
-                "-p",
-                p,
-                "--addresses",
-                &addrs,
-                "--checkpoint-dir",
-                &ck_arg,
-                "--checkpoint-interval",
-                "100ms",
-            ],
-        )
-        .spawn()
-        .expect("spawn")
+        cluster_member(&input, &two, &addrs, p, &checkpoints)
+            .spawn()
+            .expect("spawn")
     };
     // First attempt: both processes are killed once a checkpoint exists.
     let mut p1 = spawn("1");
@@ -336,17 +329,7 @@ fn a_killed_cluster_resumes_from_its_checkpoint() {
             s2["checkpoints"]
         );
     }
-    for key in [
-        "lines",
-        "valid",
-        "rejected",
-        "rejected_by_reason",
-        "late",
-        "windows",
-        "alerts",
-    ] {
-        assert_eq!(s1[key], s2[key], "{key}");
-    }
+    same_counts(&s1, &s2);
     let (a, b) = (window_rows(&one), window_rows(&two));
     if a != b {
         let only_a: Vec<_> = a

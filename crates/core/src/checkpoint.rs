@@ -33,7 +33,8 @@ use std::sync::Arc;
 use iotflow_types::Timestamp;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
-use timely::dataflow::operators::{Capability, Concatenate};
+use timely::dataflow::operators::{Capability, Concatenate, InputCapability};
+use timely::progress::frontier::MutableAntichain;
 
 use crate::source::Position;
 use crate::state::{self, KeyedState, SnapshotError};
@@ -86,6 +87,30 @@ pub struct Ack {
     /// Its counts up to the checkpoint (cumulative over restarts); the
     /// committer sums them into the manifest.
     pub tally: Tally,
+}
+
+impl Ack {
+    /// The ack of a stateful participant: its encoded state (or why it
+    /// could not be encoded, which fails the checkpoint) and its counts.
+    pub fn of_state(
+        checkpoint: &Checkpoint,
+        name: &str,
+        worker: usize,
+        encoded: Result<Vec<u8>, SnapshotError>,
+        tally: Tally,
+    ) -> Ack {
+        Ack {
+            id: checkpoint.id,
+            time: checkpoint.time,
+            name: name.to_owned(),
+            worker,
+            part: match encoded {
+                Ok(bytes) => Part::State(bytes),
+                Err(e) => Part::Failed(e.to_string()),
+            },
+            tally,
+        }
+    }
 }
 
 /// The content of an [`Ack`].
@@ -281,6 +306,39 @@ impl<D, C> Default for Epochs<D, C> {
     }
 }
 
+impl<D> Epochs<D> {
+    /// Holds one message of an operator's data input.
+    pub fn push_message(&mut self, cap: &InputCapability<Timestamp>, data: &mut Vec<D>) {
+        if let Some(t) = cap.least() {
+            self.push(*t, std::mem::take(data));
+        }
+    }
+
+    /// Holds the checkpoint requests of one control message, to be
+    /// acknowledged on output `ack_output`.
+    pub fn request_message(
+        &mut self,
+        cap: &InputCapability<Timestamp>,
+        data: &mut Vec<Checkpoint>,
+        ack_output: usize,
+    ) {
+        for ck in data.drain(..) {
+            if let Some(at) = cap.retain_least(ack_output) {
+                self.request(ck, at);
+            }
+        }
+    }
+}
+
+/// An operator's input frontier: the least time over all its inputs,
+/// `None` once every input has ended.
+pub fn input_frontier(frontiers: &[MutableAntichain<Timestamp>]) -> Option<Timestamp> {
+    frontiers
+        .iter()
+        .filter_map(|f| f.frontier().iter().min().copied())
+        .min()
+}
+
 impl<D, C> Epochs<D, C> {
     /// Holds `batch`, stamped at `time`.
     pub fn push(&mut self, time: Timestamp, batch: Vec<D>) {
@@ -403,23 +461,6 @@ impl<'scope> Checkpoints<'scope> {
     pub fn acks(&self) -> StreamVec<'scope, Timestamp, Ack> {
         let streams: Vec<_> = self.acks.borrow_mut().drain(..).collect();
         self.control.scope().concatenate(streams)
-    }
-
-    /// An ack carrying `state`, encoded.
-    pub fn state_ack<S: Serialize>(
-        &self,
-        name: &str,
-        checkpoint: &Checkpoint,
-        state: &S,
-    ) -> Result<Ack, SnapshotError> {
-        Ok(Ack {
-            id: checkpoint.id,
-            time: checkpoint.time,
-            name: name.to_owned(),
-            worker: self.worker,
-            part: Part::State(state::encode(state)?),
-            tally: Tally::default(),
-        })
     }
 }
 

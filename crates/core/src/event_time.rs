@@ -41,7 +41,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::progress::Antichain;
 
 use crate::bridge::{self, Recv};
-use crate::checkpoint::{Ack, Checkpoints, Part, SourceState};
+use crate::checkpoint::{Ack, Checkpoints, SourceState};
 use crate::codec::Decoder;
 use crate::context::JobContext;
 use crate::source::Resume;
@@ -387,19 +387,11 @@ fn build_source<'scope>(
                             committed.max_ts = l.max_ts;
                             committed.tally = l.tally;
                         }
-                        let part = match state::encode(&committed) {
-                            Ok(bytes) => Part::State(bytes),
-                            Err(e) => Part::Failed(e.to_string()),
-                        };
                         if let Some(at) = cap.retain_least(ACKS) {
-                            acks_out.session(&at).give(Ack {
-                                id: ck.id,
-                                time: ck.time,
-                                name: name.clone(),
-                                worker,
-                                part,
-                                tally: committed.tally.clone(),
-                            });
+                            let encoded = state::encode(&committed);
+                            let ack =
+                                Ack::of_state(&ck, &name, worker, encoded, committed.tally.clone());
+                            acks_out.session(&at).give(ack);
                         }
                     }
                 });

@@ -329,24 +329,10 @@ where
                 timely::dataflow::operators::Capability<u64>,
             )> = Default::default();
             move |frontiers| {
-                input.for_each(|cap, data| {
-                    if let Some(t) = cap.least() {
-                        epochs.push(*t, std::mem::take(data));
-                    }
-                });
-                control.for_each(|cap, data| {
-                    for ck in data.drain(..) {
-                        if let Some(at) = cap.retain_least(0) {
-                            epochs.request(ck, at);
-                        }
-                    }
-                });
-                let frontier = frontiers
-                    .iter()
-                    .filter_map(|f| f.frontier().iter().min().copied())
-                    .min();
-                let ended = frontiers.iter().all(|f| f.frontier().is_empty());
-                let frontier = if ended { None } else { frontier };
+                input.for_each(|cap, data| epochs.push_message(&cap, data));
+                control.for_each(|cap, data| epochs.request_message(&cap, data, 0));
+                let frontier = crate::checkpoint::input_frontier(frontiers);
+                let ended = frontier.is_none();
                 epochs.drain(frontier, |step| {
                     let msg = match step {
                         Step::Batch(_, batch) => ToWriter::Batch(batch),

@@ -1,4 +1,4 @@
-use iotflow_core::checkpoint::{Ack, Checkpoints, Epochs, Part, Snapshot, Step, encoder};
+use iotflow_core::checkpoint::{Ack, Checkpoints, Epochs, Snapshot, Step, encoder, input_frontier};
 use iotflow_core::held::Held;
 use iotflow_core::state::SnapshotError;
 use iotflow_core::state::{KeyedState, route};
@@ -345,29 +345,11 @@ fn build<'scope>(
         move |frontiers| {
             let Some(held) = caps.get() else { return };
             let mut acks_out = acks_out.activate();
-            input.for_each(|cap, data| {
-                if let Some(t) = cap.least() {
-                    epochs.push(*t, std::mem::take(data));
-                }
-            });
+            input.for_each(|cap, data| epochs.push_message(&cap, data));
             if let Some(control) = control.as_mut() {
-                control.for_each(|cap, data| {
-                    for ck in data.drain(..) {
-                        if let Some(at) = cap.retain_least(ACKS) {
-                            epochs.request(ck, at);
-                        }
-                    }
-                });
+                control.for_each(|cap, data| epochs.request_message(&cap, data, ACKS));
             }
-            let ended = frontiers.iter().all(|f| f.frontier().is_empty());
-            let frontier = if ended {
-                None
-            } else {
-                frontiers
-                    .iter()
-                    .filter_map(|f| f.frontier().iter().min().copied())
-                    .min()
-            };
+            let frontier = input_frontier(frontiers);
             epochs.drain(frontier, |step| match step {
                 Step::Batch(t, data) => {
                     if p.order == ScoreOrder::Arrival {
@@ -389,18 +371,14 @@ fn build<'scope>(
                         out.session(&held[0].delayed(&t)).give(alert);
                     }
                     if let Some(encode) = &encode {
-                        let part = match encode(&st, &tally) {
-                            Ok(bytes) => Part::State(bytes),
-                            Err(e) => Part::Failed(e.to_string()),
-                        };
-                        acks_out.session(&at).give(Ack {
-                            id: ck.id,
-                            time: ck.time,
-                            name: op_name.clone(),
+                        let ack = Ack::of_state(
+                            &ck,
+                            &op_name,
                             worker,
-                            part,
-                            tally: tally.clone(),
-                        });
+                            encode(&st, &tally),
+                            tally.clone(),
+                        );
+                        acks_out.session(&at).give(ack);
                     }
                 }
             });

@@ -1,7 +1,9 @@
 use std::hash::Hash;
 use std::time::Duration;
 
-use iotflow_core::checkpoint::{Ack, Checkpoints, EncodeFn, Epochs, Part, Snapshot, Step, encoder};
+use iotflow_core::checkpoint::{
+    Ack, Checkpoints, EncodeFn, Epochs, Snapshot, Step, encoder, input_frontier,
+};
 use iotflow_core::event_time::Lateness;
 use iotflow_core::held::Held;
 use iotflow_core::state::SnapshotError;
@@ -242,29 +244,11 @@ where
             let mut windows_out = windows_out.activate();
             let mut late_out = late_out.activate();
             let mut acks_out = acks_out.activate();
-            input.for_each(|cap, data| {
-                if let Some(t) = cap.least() {
-                    epochs.push(*t, std::mem::take(data));
-                }
-            });
+            input.for_each(|cap, data| epochs.push_message(&cap, data));
             if let Some(control) = control.as_mut() {
-                control.for_each(|cap, data| {
-                    for ck in data.drain(..) {
-                        if let Some(at) = cap.retain_least(ACKS) {
-                            epochs.request(ck, at);
-                        }
-                    }
-                });
+                control.for_each(|cap, data| epochs.request_message(&cap, data, ACKS));
             }
-            let ended = frontiers.iter().all(|f| f.frontier().is_empty());
-            let frontier = if ended {
-                None
-            } else {
-                frontiers
-                    .iter()
-                    .filter_map(|f| f.frontier().iter().min().copied())
-                    .min()
-            };
+            let frontier = input_frontier(frontiers);
             let now = *held[0].time();
             // Fires windows closed at `bound`, each at its last instant (+
             // allowed lateness): strictly below the frontier that fired it,
@@ -298,18 +282,14 @@ where
                 Step::Checkpoint(ck, at) => {
                     fire(&mut st, &mut tally, (!ck.is_final()).then_some(ck.time));
                     if let Some(encode) = &encode {
-                        let part = match encode(&st, &tally) {
-                            Ok(bytes) => Part::State(bytes),
-                            Err(e) => Part::Failed(e.to_string()),
-                        };
-                        acks_out.session(&at).give(Ack {
-                            id: ck.id,
-                            time: ck.time,
-                            name: op_name.clone(),
+                        let ack = Ack::of_state(
+                            &ck,
+                            &op_name,
                             worker,
-                            part,
-                            tally: tally.clone(),
-                        });
+                            encode(&st, &tally),
+                            tally.clone(),
+                        );
+                        acks_out.session(&at).give(ack);
                     }
                 }
             });
