@@ -46,20 +46,33 @@ pub struct Resume {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Position {
-    /// The next record starts at this offset (a byte offset in a file).
+    /// The next record starts at this offset (a byte offset in a file, a
+    /// Kafka offset).
     Offset(u64),
+    /// The last record consumed has this sequence number, a decimal string
+    /// of any length (a Kinesis sequence number).
+    Sequence(String),
     /// The partition has been read to its end.
     Done,
 }
 
 impl Position {
     /// Whether `self` is further into the partition than `other`.
+    ///
+    /// Positions of different kinds do not occur in one partition; between
+    /// them, `Done` is furthest and otherwise neither is after the other.
     pub fn is_after(&self, other: &Position) -> bool {
         match (self, other) {
             (Position::Done, Position::Done) => false,
             (Position::Done, _) => true,
-            (Position::Offset(_), Position::Done) => false,
+            (_, Position::Done) => false,
             (Position::Offset(a), Position::Offset(b)) => a > b,
+            // Decimal strings: longer is larger, equal lengths compare as text.
+            (Position::Sequence(a), Position::Sequence(b)) => {
+                (a.len(), a.as_str()) > (b.len(), b.as_str())
+            }
+            (Position::Offset(_), Position::Sequence(_))
+            | (Position::Sequence(_), Position::Offset(_)) => false,
         }
     }
 }
@@ -122,5 +135,26 @@ impl Source for MemorySource {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_order_within_a_partition() {
+        assert!(Position::Offset(10).is_after(&Position::Offset(9)));
+        assert!(!Position::Offset(9).is_after(&Position::Offset(9)));
+        assert!(Position::Done.is_after(&Position::Offset(u64::MAX)));
+        assert!(!Position::Offset(1).is_after(&Position::Done));
+        let seq = |s: &str| Position::Sequence(s.to_owned());
+        // Kinesis sequence numbers are decimal strings of varying length.
+        assert!(
+            seq("49590338271490256608559692538361571095921575989136588898").is_after(&seq("9"))
+        );
+        assert!(seq("100").is_after(&seq("099")));
+        assert!(!seq("099").is_after(&seq("100")));
+        assert!(Position::Done.is_after(&seq("5")));
     }
 }
