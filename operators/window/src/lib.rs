@@ -22,7 +22,9 @@
 
 mod state;
 mod tumbling;
+mod windows;
 
 pub use iotflow_types::{SeriesKey, Stats, WindowResult};
 pub use state::TumblingState;
 pub use tumbling::{Tumbling, TumblingCheckpointed, TumblingConfig, WindowStreams};
+pub use windows::{SessionState, SlidingState, WindowSpec, WindowState, Windowed};

@@ -1,0 +1,617 @@
+//! Sliding (hopping) and session windows, and tumbling windows as the
+//! sliding case `slide = size`.
+//!
+//! * **Sliding** windows `[k·slide, k·slide + size)` share work through
+//!   *panes* of `slide` ms: a reading is folded into exactly one pane (one
+//!   hash-map update, whatever `size / slide`), and a window's result is the
+//!   merge of its `size / slide` panes when it fires. Panes are dropped once
+//!   the last window that needs them has fired, so memory is bounded by the
+//!   open windows.
+//! * **Session** windows per key: readings closer than `gap` in event time
+//!   belong to one session `[first, last + gap)`; a reading that bridges two
+//!   sessions merges them. A session fires once the frontier passes its end.
+//!
+//! Lateness is decided from the reading's *batch time* (the timely time it
+//! was sent at, which is the source's frontier then), not from how far the
+//! frontier happened to have advanced when the batch was applied: a reading
+//! is late when the earliest window it belongs to ends (plus the allowed
+//! lateness) before its batch time. Together with applying input in time
+//! order, results do not depend on scheduling, on the number of workers, or
+//! on checkpoints and restarts. Late readings go to the late output.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::Hash;
+
+use iotflow_core::checkpoint::{
+    Ack, Checkpoints, EncodeFn, Epochs, Snapshot, Step, encoder, input_frontier,
+};
+use iotflow_core::event_time::Lateness;
+use iotflow_core::held::Held;
+use iotflow_core::state::{KeyedState, SnapshotError, route};
+use iotflow_core::tally::Tally;
+use iotflow_types::{Reading, Stats, Timestamp, WindowResult, stable_hash};
+use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+
+use crate::tumbling::WindowStreams;
+
+/// Which windows to cut (the `[window]` of a job in TOML, with `kind`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WindowSpec {
+    /// Fixed windows `[k·size, (k+1)·size)`.
+    Tumbling {
+        /// Window size (ms).
+        size_ms: u64,
+        /// How long after the watermark passed a window it still accepts
+        /// readings (ms).
+        #[serde(default)]
+        allowed_lateness_ms: u64,
+    },
+    /// Overlapping windows `[k·slide, k·slide + size)`; `size` must be a
+    /// multiple of `slide`.
+    Sliding {
+        /// Window size (ms).
+        size_ms: u64,
+        /// Distance between window starts (ms).
+        slide_ms: u64,
+        /// Allowed lateness (ms).
+        #[serde(default)]
+        allowed_lateness_ms: u64,
+    },
+    /// Per-key sessions closed by `gap` ms without readings.
+    Session {
+        /// Inactivity that ends a session (ms).
+        gap_ms: u64,
+        /// Allowed lateness (ms).
+        #[serde(default)]
+        allowed_lateness_ms: u64,
+    },
+}
+
+impl WindowSpec {
+    /// Sliding windows of `size`, every `slide`.
+    pub fn sliding(size_ms: u64, slide_ms: u64) -> Self {
+        WindowSpec::Sliding {
+            size_ms,
+            slide_ms,
+            allowed_lateness_ms: 0,
+        }
+    }
+
+    /// Sessions closed by `gap_ms` of inactivity.
+    pub fn session(gap_ms: u64) -> Self {
+        WindowSpec::Session {
+            gap_ms,
+            allowed_lateness_ms: 0,
+        }
+    }
+
+    /// Tumbling windows of `size_ms`.
+    pub fn tumbling(size_ms: u64) -> Self {
+        WindowSpec::Tumbling {
+            size_ms,
+            allowed_lateness_ms: 0,
+        }
+    }
+
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<(), iotflow_core::Error> {
+        let bad = |m: String| Err(iotflow_core::Error::Config(m));
+        match *self {
+            WindowSpec::Tumbling { size_ms: 0, .. } => bad("window size must be > 0".into()),
+            WindowSpec::Sliding {
+                size_ms, slide_ms, ..
+            } => {
+                if slide_ms == 0 || size_ms == 0 {
+                    bad("sliding window size and slide must be > 0".into())
+                } else if size_ms % slide_ms != 0 {
+                    bad(format!(
+                        "sliding window size {size_ms} ms must be a multiple of its slide {slide_ms} ms"
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            WindowSpec::Session { gap_ms: 0, .. } => bad("session gap must be > 0".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The lateness rule an event-time source in front of these windows
+    /// should apply (a reading is late once the earliest window it belongs
+    /// to has fired), or `None` for sessions, whose lateness the window
+    /// decides itself.
+    pub fn lateness(&self) -> Option<Lateness> {
+        match *self {
+            WindowSpec::Tumbling {
+                size_ms,
+                allowed_lateness_ms,
+            } => Some(Lateness::Window {
+                size_ms,
+                allowed_ms: allowed_lateness_ms,
+            }),
+            WindowSpec::Sliding {
+                slide_ms,
+                allowed_lateness_ms,
+                ..
+            } => Some(Lateness::Window {
+                size_ms: slide_ms,
+                allowed_ms: allowed_lateness_ms,
+            }),
+            WindowSpec::Session { .. } => None,
+        }
+    }
+
+    fn state<K: Eq + Hash + Clone>(&self) -> WindowState<K> {
+        match *self {
+            WindowSpec::Tumbling {
+                size_ms,
+                allowed_lateness_ms,
+            } => WindowState::Sliding(SlidingState::new(size_ms, size_ms, allowed_lateness_ms)),
+            WindowSpec::Sliding {
+                size_ms,
+                slide_ms,
+                allowed_lateness_ms,
+            } => WindowState::Sliding(SlidingState::new(size_ms, slide_ms, allowed_lateness_ms)),
+            WindowSpec::Session {
+                gap_ms,
+                allowed_lateness_ms,
+            } => WindowState::Session(SessionState::new(gap_ms, allowed_lateness_ms)),
+        }
+    }
+}
+
+/// Open panes of sliding windows: pane start → key → aggregate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + Hash",
+    deserialize = "K: Deserialize<'de> + Eq + Hash"
+))]
+pub struct SlidingState<K> {
+    size: u64,
+    slide: u64,
+    allowed: u64,
+    panes: BTreeMap<Timestamp, FxHashMap<K, Stats>>,
+    /// Windows ending at or before this have fired.
+    fired_to: Timestamp,
+}
+
+impl<K: Eq + Hash + Clone> SlidingState<K> {
+    /// Windows of `size` every `slide` (`size` a multiple of `slide`).
+    pub fn new(size: u64, slide: u64, allowed: u64) -> Self {
+        let slide = slide.max(1);
+        SlidingState {
+            size: size.max(slide) / slide * slide,
+            slide,
+            allowed,
+            panes: BTreeMap::new(),
+            fired_to: 0,
+        }
+    }
+
+    /// Folds a reading stamped at batch time `t` in; `false` if it is late.
+    fn add(&mut self, key: K, ts: Timestamp, value: f64, t: Timestamp) -> bool {
+        let pane = ts - ts % self.slide;
+        // The earliest window holding the pane ends at pane + slide (or at
+        // `size`, for the first windows of time).
+        let first_end = (pane + self.slide).max(self.size);
+        if first_end - 1 + self.allowed < t || first_end <= self.fired_to {
+            return false;
+        }
+        self.panes
+            .entry(pane)
+            .or_default()
+            .entry(key)
+            .or_default()
+            .add(value);
+        true
+    }
+
+    /// Fires every window whose last instant (+ allowed) is below `bound`
+    /// (`None`: all), calling `emit(stamp, results)` per window.
+    fn fire(
+        &mut self,
+        bound: Option<Timestamp>,
+        emit: &mut impl FnMut(Timestamp, Vec<WindowResult<K>>),
+    ) {
+        let closed = |end: Timestamp| bound.is_none_or(|b| end - 1 + self.allowed < b);
+        let mut merged: FxHashMap<K, Stats> = FxHashMap::default();
+        while let Some((&first, _)) = self.panes.first_key_value() {
+            // The next window to fire: the earliest one holding the first
+            // pane that has not fired yet.
+            // Windows start at 0 or later: the first one ends at `size`.
+            let end = (first + self.slide)
+                .max(self.fired_to + self.slide)
+                .max(self.size);
+            if !closed(end) {
+                break;
+            }
+            let start = end - self.size;
+            for (_, keys) in self.panes.range(start..end) {
+                for (k, s) in keys {
+                    merged.entry(k.clone()).or_default().merge(s);
+                }
+            }
+            if !merged.is_empty() {
+                emit(
+                    end - 1 + self.allowed,
+                    merged
+                        .drain()
+                        .map(|(key, stats)| WindowResult {
+                            key,
+                            start,
+                            end,
+                            stats,
+                        })
+                        .collect(),
+                );
+            }
+            self.fired_to = end;
+            // Panes no later window needs.
+            let keep_from = end + self.slide - self.size.min(end + self.slide);
+            while self
+                .panes
+                .first_key_value()
+                .is_some_and(|(p, _)| *p < keep_from)
+            {
+                self.panes.pop_first();
+            }
+        }
+        if let Some(b) = bound {
+            // Windows that closed without data still count as fired.
+            let last_closed = b.saturating_sub(self.allowed);
+            let aligned = last_closed - last_closed % self.slide;
+            self.fired_to = self.fired_to.max(aligned);
+        }
+    }
+}
+
+/// A session: `[start, end)` with its aggregate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Session {
+    end: Timestamp,
+    stats: Stats,
+}
+
+/// Open sessions per key, and their ends in firing order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + Hash",
+    deserialize = "K: Deserialize<'de> + Eq + Hash"
+))]
+pub struct SessionState<K> {
+    gap: u64,
+    allowed: u64,
+    sessions: FxHashMap<K, BTreeMap<Timestamp, Session>>,
+    /// Session end → keys (entries go stale when sessions merge; checked
+    /// when popped).
+    by_end: BTreeMap<Timestamp, Vec<K>>,
+}
+
+impl<K: Eq + Hash + Clone> SessionState<K> {
+    /// Sessions closed by `gap` ms of inactivity.
+    pub fn new(gap: u64, allowed: u64) -> Self {
+        SessionState {
+            gap: gap.max(1),
+            allowed,
+            sessions: FxHashMap::default(),
+            by_end: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, key: K, ts: Timestamp, value: f64, t: Timestamp) -> bool {
+        if ts + self.gap - 1 + self.allowed < t {
+            return false;
+        }
+        let (mut start, mut end) = (ts, ts + self.gap);
+        let mut stats = Stats::default();
+        stats.add(value);
+        let sessions = self.sessions.entry(key.clone()).or_default();
+        // Sessions that touch [ts, ts + gap) merge with it.
+        let touching: Vec<Timestamp> = sessions
+            .range(..=end)
+            .rev()
+            .take_while(|(_, s)| s.end >= start)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in touching {
+            if let Some(old) = sessions.remove(&s) {
+                start = start.min(s);
+                end = end.max(old.end);
+                stats.merge(&old.stats);
+            }
+        }
+        sessions.insert(start, Session { end, stats });
+        self.by_end.entry(end).or_default().push(key);
+        true
+    }
+
+    fn fire(
+        &mut self,
+        bound: Option<Timestamp>,
+        emit: &mut impl FnMut(Timestamp, Vec<WindowResult<K>>),
+    ) {
+        while let Some((&end, _)) = self.by_end.first_key_value() {
+            if bound.is_some_and(|b| end - 1 + self.allowed >= b) {
+                break;
+            }
+            let Some((_, keys)) = self.by_end.pop_first() else {
+                break;
+            };
+            let mut out = Vec::new();
+            for key in keys {
+                let Some(sessions) = self.sessions.get_mut(&key) else {
+                    continue;
+                };
+                // The session of this key that ends here, if it still does.
+                let found = sessions
+                    .iter()
+                    .find(|(_, s)| s.end == end)
+                    .map(|(start, _)| *start);
+                if let Some(start) = found
+                    && let Some(s) = sessions.remove(&start)
+                {
+                    out.push(WindowResult {
+                        key: key.clone(),
+                        start,
+                        end,
+                        stats: s.stats,
+                    });
+                }
+                if sessions.is_empty() {
+                    self.sessions.remove(&key);
+                }
+            }
+            if !out.is_empty() {
+                emit(end - 1 + self.allowed, out);
+            }
+        }
+    }
+}
+
+/// The state of a window operator of any kind.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Eq + Hash",
+    deserialize = "K: Deserialize<'de> + Eq + Hash"
+))]
+pub enum WindowState<K> {
+    /// Sliding or tumbling windows.
+    Sliding(SlidingState<K>),
+    /// Session windows.
+    Session(SessionState<K>),
+}
+
+impl<K: Eq + Hash + Clone> WindowState<K> {
+    fn add(&mut self, key: K, ts: Timestamp, value: f64, t: Timestamp) -> bool {
+        match self {
+            WindowState::Sliding(s) => s.add(key, ts, value, t),
+            WindowState::Session(s) => s.add(key, ts, value, t),
+        }
+    }
+
+    fn fire(
+        &mut self,
+        bound: Option<Timestamp>,
+        emit: &mut impl FnMut(Timestamp, Vec<WindowResult<K>>),
+    ) {
+        match self {
+            WindowState::Sliding(s) => s.fire(bound, emit),
+            WindowState::Session(s) => s.fire(bound, emit),
+        }
+    }
+}
+
+impl<K> KeyedState for WindowState<K>
+where
+    K: Eq + Hash + Clone + Serialize + DeserializeOwned,
+{
+    fn retain_owned(&mut self, worker: usize, peers: usize) {
+        let owned = |k: &K| route(stable_hash(k), peers) == worker;
+        match self {
+            WindowState::Sliding(s) => {
+                for keys in s.panes.values_mut() {
+                    keys.retain(|k, _| owned(k));
+                }
+                s.panes.retain(|_, keys| !keys.is_empty());
+            }
+            WindowState::Session(s) => {
+                s.sessions.retain(|k, _| owned(k));
+                for keys in s.by_end.values_mut() {
+                    keys.retain(|k| owned(k));
+                }
+                s.by_end.retain(|_, keys| !keys.is_empty());
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        match (self, other) {
+            (WindowState::Sliding(a), WindowState::Sliding(b)) => {
+                a.fired_to = a.fired_to.max(b.fired_to);
+                for (pane, keys) in b.panes {
+                    let mine = a.panes.entry(pane).or_default();
+                    for (k, s) in keys {
+                        mine.entry(k).or_default().merge(&s);
+                    }
+                }
+            }
+            (WindowState::Session(a), WindowState::Session(b)) => {
+                // Keys are disjoint between the parts of one snapshot.
+                a.sessions.extend(b.sessions);
+                for (end, keys) in b.by_end {
+                    a.by_end.entry(end).or_default().extend(keys);
+                }
+            }
+            // A checkpoint of another window kind belongs to another job.
+            _ => {}
+        }
+    }
+}
+
+/// Windows of any [`WindowSpec`] over readings.
+pub trait Windowed<'scope> {
+    /// Windows per `key` with count, min, max, sum and mean; with
+    /// `checkpoints`, state is in every checkpoint and restored from the one
+    /// being recovered.
+    ///
+    /// ```
+    /// use iotflow_types::Reading;
+    /// use iotflow_window::{WindowSpec, Windowed};
+    /// use timely::dataflow::operators::{ToStream, Capture, capture::Event};
+    ///
+    /// let rx = timely::example(|scope| {
+    ///     let readings = vec![
+    ///         Reading::new("d-1", 1_000, "temp", 20.0),
+    ///         Reading::new("d-1", 2_500, "temp", 22.0),
+    ///         Reading::new("d-1", 9_000, "temp", 30.0),
+    ///     ];
+    ///     readings
+    ///         .to_stream(scope)
+    ///         .window("sessions", &WindowSpec::session(3_000), |r: &Reading| r.device.clone(), None)
+    ///         .expect("no checkpoint to restore")
+    ///         .windows
+    ///         .capture()
+    /// });
+    /// let mut sessions: Vec<_> = rx.try_iter().flat_map(|e| match e { Event::Messages(_, d) => d, _ => vec![] }).collect();
+    /// sessions.sort_by_key(|w| w.start);
+    /// assert_eq!((sessions[0].start, sessions[0].end, sessions[0].stats.count), (1_000, 5_500, 2));
+    /// assert_eq!((sessions[1].start, sessions[1].end, sessions[1].stats.count), (9_000, 12_000, 1));
+    /// ```
+    fn window<K, F>(
+        self,
+        name: &str,
+        spec: &WindowSpec,
+        key: F,
+        checkpoints: Option<&Checkpoints<'scope>>,
+    ) -> Result<WindowStreams<'scope, K>, SnapshotError>
+    where
+        K: Clone + Eq + Hash + Send + Serialize + DeserializeOwned + 'static,
+        F: Fn(&Reading) -> K + Clone + 'static;
+}
+
+impl<'scope> Windowed<'scope> for StreamVec<'scope, Timestamp, Reading> {
+    fn window<K, F>(
+        self,
+        name: &str,
+        spec: &WindowSpec,
+        key: F,
+        checkpoints: Option<&Checkpoints<'scope>>,
+    ) -> Result<WindowStreams<'scope, K>, SnapshotError>
+    where
+        K: Clone + Eq + Hash + Send + Serialize + DeserializeOwned + 'static,
+        F: Fn(&Reading) -> K + Clone + 'static,
+    {
+        const ACKS: usize = 3;
+        let restored = match checkpoints {
+            Some(c) => c.restore::<Snapshot<WindowState<K>>>(name)?,
+            None => None,
+        };
+        let encode: Option<EncodeFn<WindowState<K>>> = checkpoints.map(|_| encoder());
+        let worker = self.scope().index();
+        let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
+        let route_key = key.clone();
+        let pact = Exchange::new(move |r: &Reading| stable_hash(&route_key(r)));
+        let mut input = builder.new_input(self, pact);
+        let mut control = checkpoints.map(|c| builder.new_input(c.control(), Pipeline));
+        let (windows_out, windows) = builder.new_output();
+        let (late_out, late) = builder.new_output();
+        let (tally_out, tally) = builder.new_output();
+        let (acks_out, acks) = builder.new_output();
+        if let Some(c) = checkpoints {
+            c.add_acks(acks);
+        }
+        let mut windows_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult<K>>>>::from(windows_out);
+        let mut late_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
+        let mut tally_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
+        let mut acks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ack>>>::from(acks_out);
+        let initial = spec.state::<K>();
+        let op_name = name.to_owned();
+
+        builder.build(move |mut caps| {
+            caps.truncate(ACKS);
+            let mut caps = Held::new(caps);
+            let Snapshot {
+                state: mut st,
+                mut tally,
+            } = restored.unwrap_or(Snapshot {
+                state: initial,
+                tally: Tally::default(),
+            });
+            let mut epochs: Epochs<Reading> = Epochs::default();
+            let mut late_buf: VecDeque<Reading> = VecDeque::new();
+            move |frontiers| {
+                let Some(held) = caps.get() else { return };
+                let mut windows_out = windows_out.activate();
+                let mut late_out = late_out.activate();
+                let mut acks_out = acks_out.activate();
+                input.for_each(|cap, data| epochs.push_message(&cap, data));
+                if let Some(control) = control.as_mut() {
+                    control.for_each(|cap, data| epochs.request_message(&cap, data, ACKS));
+                }
+                let frontier = input_frontier(frontiers);
+                let now = *held[0].time();
+                let mut emit = |at: Timestamp, results: Vec<WindowResult<K>>, tally: &mut Tally| {
+                    tally.windows += results.len() as u64;
+                    tally.windowed += results.iter().map(|w| w.stats.count).sum::<u64>();
+                    let cap = held[0].delayed(&now.max(at));
+                    windows_out.session(&cap).give_iterator(results.into_iter());
+                };
+                epochs.drain(frontier, |step| match step {
+                    Step::Batch(t, data) => {
+                        // Everything that closed before `t` fires first, so
+                        // what a reading joins depends on its batch time
+                        // only, not on how the frontier advanced.
+                        st.fire(Some(t), &mut |s, r| emit(s, r, &mut tally));
+                        for r in data {
+                            if !st.add(key(&r), r.ts, r.value, t) {
+                                late_buf.push_back(r);
+                            }
+                        }
+                        if !late_buf.is_empty() {
+                            tally.late += late_buf.len() as u64;
+                            let at = held[1].delayed(&t.max(now));
+                            late_out.session(&at).give_iterator(late_buf.drain(..));
+                        }
+                    }
+                    Step::Checkpoint(ck, at) => {
+                        let bound = (!ck.is_final()).then_some(ck.time);
+                        st.fire(bound, &mut |s, r| emit(s, r, &mut tally));
+                        if let Some(encode) = &encode {
+                            let ack = Ack::of_state(
+                                &ck,
+                                &op_name,
+                                worker,
+                                encode(&st, &tally),
+                                tally.clone(),
+                            );
+                            acks_out.session(&at).give(ack);
+                        }
+                    }
+                });
+                st.fire(frontier, &mut |s, r| emit(s, r, &mut tally));
+                if let Some(last) = caps.follow(frontier) {
+                    tally_out
+                        .activate()
+                        .session(&last[2])
+                        .give(std::mem::take(&mut tally));
+                }
+            }
+        });
+        Ok(WindowStreams {
+            windows,
+            late,
+            tally,
+        })
+    }
+}
