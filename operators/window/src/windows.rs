@@ -615,3 +615,76 @@ impl<'scope> Windowed<'scope> for StreamVec<'scope, Timestamp, Reading> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iotflow_core::state::{decode, encode, rescale};
+
+    /// Feeds (key, ts, value) in batches stamped at the running watermark,
+    /// snapshots after `cut` readings, restores on `new` workers (from
+    /// `old`), and returns every result.
+    fn run(spec: &WindowSpec, old: usize, new: usize, cut: usize) -> Vec<WindowResult<String>> {
+        let data: Vec<(String, u64, f64)> = (0..3000u64)
+            .map(|i| {
+                let jitter = (i * 7919) % 1500;
+                (
+                    format!("d-{}", i % 23),
+                    2_000 + i * 97 - jitter,
+                    (i % 13) as f64 * 0.25,
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut emit = |_: Timestamp, r: Vec<WindowResult<String>>| out.extend(r);
+        let mut states: Vec<WindowState<String>> = (0..old).map(|_| spec.state()).collect();
+        let mut max_ts: Timestamp = 0;
+        for (i, (k, ts, v)) in data.iter().enumerate() {
+            if i == cut {
+                // Checkpoint at the current batch time, then restore.
+                let t = max_ts.saturating_sub(1_500);
+                for st in &mut states {
+                    st.fire(Some(t), &mut emit);
+                }
+                let snaps: Vec<Vec<u8>> =
+                    states.iter().map(|s| encode(s).expect("encode")).collect();
+                states = (0..new)
+                    .map(|w| {
+                        let parts = snaps.iter().map(|b| decode(b).expect("decode")).collect();
+                        rescale(parts, w, new).expect("parts")
+                    })
+                    .collect();
+            }
+            let t = max_ts.saturating_sub(1_500);
+            let peers = states.len();
+            let st = &mut states[route(stable_hash(k), peers)];
+            st.fire(Some(t), &mut emit);
+            st.add(k.clone(), *ts, *v, t);
+            max_ts = max_ts.max(*ts);
+        }
+        for st in &mut states {
+            st.fire(None, &mut emit);
+        }
+        out.sort_by(|a, b| (&a.key, a.start, a.end).cmp(&(&b.key, b.start, b.end)));
+        out
+    }
+
+    #[test]
+    fn snapshots_rescale_without_changing_results() {
+        for spec in [
+            WindowSpec::sliding(6_000, 2_000),
+            WindowSpec::session(700),
+            WindowSpec::tumbling(5_000),
+        ] {
+            let reference = run(&spec, 1, 1, usize::MAX);
+            assert!(reference.len() > 50, "{spec:?}");
+            for (old, new, cut) in [(1, 2, 1000), (2, 1, 1700), (2, 3, 400), (3, 2, 2999)] {
+                assert_eq!(
+                    run(&spec, old, new, cut),
+                    reference,
+                    "{spec:?} {old}→{new} at {cut}"
+                );
+            }
+        }
+    }
+}
