@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use iotflow_testing::golden::GoldenCase;
 
-const CASES: [&str; 4] = [
+const CASES: [&str; 5] = [
+    "clock-skew",
     "csv-input",
     "fleet-small",
     "late-and-disorder",
@@ -32,6 +33,11 @@ fn every_case_directory_is_tested() {
         .collect();
     dirs.sort();
     assert_eq!(dirs, CASES, "add a #[test] for every golden case");
+}
+
+#[test]
+fn clock_skew() {
+    check("clock-skew");
 }
 
 #[test]

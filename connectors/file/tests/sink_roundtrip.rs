@@ -446,6 +446,7 @@ fn rejects() -> Vec<Reject> {
         RejectReason::BadTimestamp,
         RejectReason::TooLong,
         RejectReason::BadCsv,
+        RejectReason::FutureTimestamp,
     ];
     let raws: [&[u8]; 9] = [
         b"{\"device_id\":\"d-1\",\"ts\":1,\"metric\":\"temp\",\"value\":NaN}",

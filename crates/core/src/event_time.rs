@@ -26,10 +26,47 @@
 //!
 //! Garbage never moves event time: a record advances the watermark only after
 //! it decoded and passed the [`Rules`].
+//!
+//! ## Clock skew
+//!
+//! One device whose clock runs far ahead must not move the watermark of the
+//! whole fleet: a single reading a year ahead would close every open window
+//! and make every later reading of every other device late. With
+//! [`EventTimeConfig::max_skew_ms`] set, a valid reading is *too far ahead*
+//! when
+//!
+//! ```text
+//! ts > max(max_ts, anchor) + max_skew_ms      max_ts: largest event time the source accepted
+//! ```
+//!
+//! and is either rejected with reason `future_timestamp`
+//! ([`SkewPolicy::Reject`], the default: it never moves the watermark) or
+//! given the bound as its event time ([`SkewPolicy::Clamp`]).
+//!
+//! The reference is the source's own `max_ts`, not the watermark, so the
+//! rule is deterministic for a given input order, costs one comparison per
+//! reading, and depends only on state a checkpoint restores. A fresh source
+//! has no reference, and accepting its first reading as one would let a bad
+//! first reading pin the watermark a year ahead for good. So a source without
+//! a `max_ts` *bootstraps*: it holds its first 3 valid readings (its frontier
+//! stays at 0 meanwhile) and takes their median as the `anchor`; then it
+//! processes them, in arrival order, by the rule above. One bad clock among
+//! the first three cannot set the reference. If the input ends first, fewer
+//! readings do (the lower median). Once the bootstrap is over,
+//! `max_ts ≥ anchor`, and a checkpoint can only be taken after it (the
+//! source's frontier is 0 until then), so a restarted source decides exactly
+//! as the original would have.
+//!
+//! A real jump in event time longer than `max_skew_ms` (a fleet silent for
+//! longer, a skipped backlog) looks like skew: with `Reject` every later
+//! reading of the source is rejected. Choose `max_skew_ms` above any real gap,
+//! or use `Clamp`, which lets the reference catch up by `max_skew_ms` per
+//! reading (and so also lets a device that keeps sending future readings drag
+//! the watermark ahead by as much).
 
 use std::time::Duration;
 
-use iotflow_types::{Reading, Reject, SourcePos, Timestamp};
+use iotflow_types::{Reading, Reject, RejectReason, SourcePos, Timestamp};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::Capability;
@@ -83,7 +120,32 @@ impl Lateness {
     }
 }
 
-/// Configuration of an event-time source.
+/// What the clock-skew guard does with a reading too far ahead (see the
+/// [module docs](self#clock-skew)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkewPolicy {
+    /// Reject it with reason `future_timestamp`: it goes to the rejects with
+    /// its raw bytes, counts in the tally's `rejected`, and does not move the
+    /// watermark. The default.
+    #[default]
+    Reject,
+    /// Set its event time to the bound, `max(max_ts, anchor) + max_skew_ms`,
+    /// and process it like any other valid reading: it moves `max_ts` (and
+    /// so the watermark) up to the bound, at most `max_skew_ms` per reading.
+    /// The source logs how many it clamped when it finishes.
+    Clamp,
+}
+
+/// Configuration of an event-time source: the `[event_time]` section of a
+/// job.
+///
+/// ```toml
+/// [event_time]
+/// max_disorder_ms = 2000
+/// max_skew_ms = 3600000     # clock-skew guard: off when absent
+/// skew_policy = "reject"    # or "clamp"
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventTimeConfig {
@@ -96,6 +158,16 @@ pub struct EventTimeConfig {
     pub max_record_bytes: usize,
     /// Chunks in flight between the I/O thread and the worker. Default 4.
     pub channel_capacity: usize,
+    /// Clock-skew guard: a reading more than this far ahead of the largest
+    /// event time its source has accepted is *too far ahead* and handled by
+    /// [`skew_policy`](Self::skew_policy) (rule, bootstrap and limits in the
+    /// [module docs](self#clock-skew)). Default: none, the guard is off and
+    /// every valid reading moves the watermark.
+    pub max_skew_ms: Option<u64>,
+    /// What happens to a reading too far ahead: `reject` (default, reason
+    /// `future_timestamp`) or `clamp` (its event time becomes the bound).
+    /// Only used with [`max_skew_ms`](Self::max_skew_ms).
+    pub skew_policy: SkewPolicy,
 }
 
 impl Default for EventTimeConfig {
@@ -105,6 +177,8 @@ impl Default for EventTimeConfig {
             lateness: Lateness::Record,
             max_record_bytes: 1 << 20,
             channel_capacity: bridge::DEFAULT_CAPACITY,
+            max_skew_ms: None,
+            skew_policy: SkewPolicy::Reject,
         }
     }
 }
@@ -119,6 +193,18 @@ impl EventTimeConfig {
     /// Sets the lateness rule.
     pub fn with_lateness(mut self, l: Lateness) -> Self {
         self.lateness = l;
+        self
+    }
+
+    /// Turns the clock-skew guard on with this maximum skew.
+    pub fn with_max_skew(mut self, d: Duration) -> Self {
+        self.max_skew_ms = Some(d.as_millis() as u64);
+        self
+    }
+
+    /// Sets what the clock-skew guard does with a reading too far ahead.
+    pub fn with_skew_policy(mut self, p: SkewPolicy) -> Self {
+        self.skew_policy = p;
         self
     }
 }
@@ -136,24 +222,174 @@ pub struct EventStreams<'scope> {
     pub tally: StreamVec<'scope, Timestamp, Tally>,
 }
 
-/// Per-worker watermark and record accounting.
-#[derive(Debug, Default)]
+/// Valid readings a source holds to anchor its clock-skew guard.
+const BOOTSTRAP_READINGS: usize = 3;
+
+/// Per-worker event-time state: the watermark, the clock-skew guard, and
+/// what decides whether a valid reading is on time, late, held or rejected.
+#[derive(Debug)]
 struct Watermark {
     max_ts: Option<Timestamp>,
+    /// `max_ts − disorder + 1`: the source's frontier.
+    frontier: Timestamp,
+    disorder: u64,
+    lateness: Lateness,
+    /// Readings at or beyond the gate go through [`Watermark::beyond_gate`].
+    /// Guard on: the bound + 1, or 0 while bootstrapping. Guard off:
+    /// `Timestamp::MAX`, so that the hot path is one comparison either way.
+    gate: Timestamp,
+    /// `max_skew_ms + 1`; `Timestamp::MAX` with the guard off (the gate
+    /// saturates there).
+    reach: u64,
+    policy: SkewPolicy,
+    /// Readings clamped so far.
+    clamped: u64,
+    /// Readings held while bootstrapping, each with its reject.
+    boot: Vec<(Reading, Reject)>,
+}
+
+/// The guard's verdict on a reading at or beyond the gate.
+#[derive(Debug, PartialEq, Eq)]
+enum Gate {
+    /// Process it (its time may have been clamped).
+    Pass,
+    /// Reject it: `future_timestamp`.
+    Future,
+    /// Hold it until the guard has its anchor.
+    Hold,
 }
 
 impl Watermark {
+    /// The state of a source restored at `max_ts` (none: a fresh start).
+    fn new(max_ts: Option<Timestamp>, config: &EventTimeConfig) -> Self {
+        let disorder = config.max_disorder_ms;
+        let reach = config
+            .max_skew_ms
+            .map_or(Timestamp::MAX, |s| s.saturating_add(1));
+        let gate = match (config.max_skew_ms, max_ts) {
+            (None, _) => Timestamp::MAX,
+            (Some(_), None) => 0,
+            (Some(_), Some(m)) => m.saturating_add(reach),
+        };
+        Watermark {
+            max_ts,
+            frontier: max_ts.map_or(0, |m| Self::frontier_of(m, disorder)),
+            disorder,
+            lateness: config.lateness,
+            gate,
+            reach,
+            policy: config.skew_policy,
+            clamped: 0,
+            boot: Vec::new(),
+        }
+    }
+
+    /// Takes one valid reading: too far ahead, it is refused
+    /// (`future_timestamp`); while bootstrapping, held; otherwise it moves
+    /// the watermark and goes to `ok` or, behind the frontier, to `late`.
+    #[inline]
+    fn admit(
+        &mut self,
+        mut r: Reading,
+        raw: &Raw<'_>,
+        ok: &mut Vec<Reading>,
+        late: &mut Vec<Reading>,
+    ) -> Result<(), RejectReason> {
+        if r.ts >= self.gate {
+            match self.beyond_gate(&mut r.ts) {
+                Gate::Pass => {}
+                Gate::Future => return Err(RejectReason::FutureTimestamp),
+                Gate::Hold => {
+                    let rej = raw.reject(RejectReason::FutureTimestamp);
+                    self.boot.push((r, rej));
+                    return Ok(());
+                }
+            }
+        }
+        self.route(r, ok, late);
+        Ok(())
+    }
+
+    /// Ends the bootstrap once enough readings are held, or with whatever is
+    /// held at the end of the input (`end`): anchors the guard at the lower
+    /// median of the first [`BOOTSTRAP_READINGS`], then admits the held
+    /// readings in arrival order. Returns whether it did.
+    fn settle(
+        &mut self,
+        end: bool,
+        ok: &mut Vec<Reading>,
+        late: &mut Vec<Reading>,
+        rejects: &mut Vec<Reject>,
+    ) -> bool {
+        if self.boot.is_empty() || (self.boot.len() < BOOTSTRAP_READINGS && !end) {
+            return false;
+        }
+        let mut first: Vec<Timestamp> = self
+            .boot
+            .iter()
+            .take(BOOTSTRAP_READINGS)
+            .map(|(r, _)| r.ts)
+            .collect();
+        first.sort_unstable();
+        let anchor = first[(first.len() - 1) / 2];
+        self.gate = anchor.saturating_add(self.reach);
+        for (mut r, rej) in std::mem::take(&mut self.boot) {
+            if r.ts >= self.gate && self.beyond_gate(&mut r.ts) == Gate::Future {
+                rejects.push(rej);
+            } else {
+                self.route(r, ok, late);
+            }
+        }
+        true
+    }
+
+    /// Moves the watermark by a reading the guard let through and sends it
+    /// on time or late.
+    #[inline]
+    fn route(&mut self, r: Reading, ok: &mut Vec<Reading>, late: &mut Vec<Reading>) {
+        // Monotone: the watermark only moves forward.
+        self.observe(r.ts);
+        if self.lateness.horizon(r.ts) < self.frontier {
+            late.push(r);
+        } else {
+            ok.push(r);
+        }
+    }
+
     /// The frontier after seeing `ts`.
     #[inline]
-    fn observe(&mut self, ts: Timestamp, disorder: u64) -> Timestamp {
-        let m = match self.max_ts {
-            Some(m) if m >= ts => m,
+    fn observe(&mut self, ts: Timestamp) -> Timestamp {
+        match self.max_ts {
+            Some(m) if m >= ts => {}
             _ => {
                 self.max_ts = Some(ts);
-                ts
+                // Never below the anchor's gate; saturates at MAX when off.
+                self.gate = self.gate.max(ts.saturating_add(self.reach));
+                self.frontier = Self::frontier_of(ts, self.disorder);
             }
-        };
-        Self::frontier_of(m, disorder)
+        }
+        self.frontier
+    }
+
+    /// The guard, for a reading with `ts ≥ gate`: rare, so out of line.
+    #[cold]
+    #[inline(never)]
+    fn beyond_gate(&mut self, ts: &mut Timestamp) -> Gate {
+        if self.reach == Timestamp::MAX {
+            // Off (only `ts = MAX` gets here).
+            return Gate::Pass;
+        }
+        if self.gate == 0 {
+            return Gate::Hold;
+        }
+        match self.policy {
+            SkewPolicy::Reject => Gate::Future,
+            SkewPolicy::Clamp => {
+                *ts = self.gate - 1;
+                self.clamped += 1;
+                Gate::Pass
+            }
+        }
     }
 
     #[inline]
@@ -349,8 +585,6 @@ fn build_source<'scope>(
         io_ctx.fail(format!("{name}: cannot start I/O thread: {e}"));
     }
 
-    let disorder = config.max_disorder_ms;
-    let lateness = config.lateness;
     let max_len = config.max_record_bytes;
     let name = name.to_owned();
     let checkpointing = control.is_some();
@@ -360,13 +594,10 @@ fn build_source<'scope>(
         initial.truncate(ACKS);
         let mut caps: Option<Vec<Capability<Timestamp>>> = Some(initial);
         let mut committed = restored.unwrap_or_default();
-        let mut wm = Watermark {
-            max_ts: committed.max_ts,
-        };
-        let mut frontier: Timestamp = wm.max_ts.map_or(0, |m| Watermark::frontier_of(m, disorder));
+        let mut wm = Watermark::new(committed.max_ts, &config);
         let mut tally = committed.tally.clone();
         let mut log: Vec<Logged> = Vec::new();
-        let mut rejected_by: Vec<(iotflow_types::RejectReason, u64)> = Vec::new();
+        let mut rejected_by: Vec<(RejectReason, u64)> = Vec::new();
         let mut ok_buf: Vec<Reading> = Vec::new();
         let mut late_buf: Vec<Reading> = Vec::new();
         let mut rej_buf: Vec<Reject> = Vec::new();
@@ -397,15 +628,15 @@ fn build_source<'scope>(
                 });
             }
             let Some(held) = caps.as_mut() else { return };
-            if frontier > *held[0].time() {
+            if wm.frontier > *held[0].time() {
                 // Restored watermark.
                 for c in held.iter_mut() {
-                    c.downgrade(&frontier);
+                    c.downgrade(&wm.frontier);
                 }
             }
             if let Some(l) = &limit {
                 let behind = l.probe.with_frontier(|f| f.iter().min().copied());
-                if behind.is_some_and(|b| frontier > b.saturating_add(l.max_ahead_ms)) {
+                if behind.is_some_and(|b| wm.frontier > b.saturating_add(l.max_ahead_ms)) {
                     self_activator.activate_after(Duration::from_millis(1));
                     return;
                 }
@@ -415,6 +646,8 @@ fn build_source<'scope>(
             let mut rejects_out = rejects_out.activate();
             // A cancelled job stops reading; what was read still flows out.
             let mut finished = ctx.is_cancelled();
+            // Whether this activation read a chunk, and where it ended.
+            let (mut chunked, mut resume): (bool, Option<Resume>) = (false, None);
             // One chunk per activation keeps downstream operators fed; we
             // re-activate ourselves while the channel has more.
             match if finished { Recv::Empty } else { rx.try_recv() } {
@@ -424,63 +657,18 @@ fn build_source<'scope>(
                         &mut *decoder,
                         &rules,
                         max_len,
-                        &mut |r: Reading| {
-                            // Monotone: the watermark only moves forward.
-                            frontier = wm.observe(r.ts, disorder);
-                            if lateness.horizon(r.ts) < frontier {
-                                late_buf.push(r);
-                            } else {
-                                ok_buf.push(r);
-                            }
+                        &mut |r: Reading, raw: &Raw<'_>| {
+                            wm.admit(r, raw, &mut ok_buf, &mut late_buf)
                         },
                         &mut |rej: Reject| rej_buf.push(rej),
                     );
                     tally.lines += lines;
-                    tally.valid += (ok_buf.len() + late_buf.len()) as u64;
-                    tally.late += late_buf.len() as u64;
                     let p = &ctx.progress;
                     p.lines
                         .fetch_add(lines, std::sync::atomic::Ordering::Relaxed);
                     p.bytes
                         .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                    p.rejected
-                        .fetch_add(rej_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    p.late
-                        .fetch_add(late_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    for rej in &rej_buf {
-                        match rejected_by.iter_mut().find(|(r, _)| *r == rej.reason) {
-                            Some((_, n)) => *n += 1,
-                            None => rejected_by.push((rej.reason, 1)),
-                        }
-                    }
-                    if !ok_buf.is_empty() {
-                        readings_out
-                            .session(&held[0])
-                            .give_iterator(ok_buf.drain(..));
-                    }
-                    if !late_buf.is_empty() {
-                        late_out.session(&held[1]).give_iterator(late_buf.drain(..));
-                    }
-                    if !rej_buf.is_empty() {
-                        rejects_out
-                            .session(&held[2])
-                            .give_iterator(rej_buf.drain(..));
-                    }
-                    if checkpointing {
-                        for (reason, n) in rejected_by.drain(..) {
-                            *tally.rejected.entry(reason.code().to_owned()).or_default() += n;
-                        }
-                        log.push(Logged {
-                            time: *held[0].time(),
-                            resume: chunk.resume,
-                            max_ts: wm.max_ts,
-                            tally: tally.clone(),
-                        });
-                    }
-                    for c in held.iter_mut() {
-                        c.downgrade(&frontier);
-                    }
-                    self_activator.activate();
+                    (chunked, resume) = (true, chunk.resume);
                 }
                 Recv::Item(Err(e)) => {
                     ctx.fail(format!("source {name}: {e}"));
@@ -489,15 +677,70 @@ fn build_source<'scope>(
                 Recv::Empty => {}
                 Recv::Closed => finished = true,
             }
+            let anchored = wm.settle(finished, &mut ok_buf, &mut late_buf, &mut rej_buf);
+            if chunked || anchored {
+                tally.valid += (ok_buf.len() + late_buf.len()) as u64;
+                tally.late += late_buf.len() as u64;
+                let p = &ctx.progress;
+                p.rejected
+                    .fetch_add(rej_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                p.late
+                    .fetch_add(late_buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                for rej in &rej_buf {
+                    match rejected_by.iter_mut().find(|(r, _)| *r == rej.reason) {
+                        Some((_, n)) => *n += 1,
+                        None => rejected_by.push((rej.reason, 1)),
+                    }
+                }
+                if !ok_buf.is_empty() {
+                    readings_out
+                        .session(&held[0])
+                        .give_iterator(ok_buf.drain(..));
+                }
+                if !late_buf.is_empty() {
+                    late_out.session(&held[1]).give_iterator(late_buf.drain(..));
+                }
+                if !rej_buf.is_empty() {
+                    rejects_out
+                        .session(&held[2])
+                        .give_iterator(rej_buf.drain(..));
+                }
+                if checkpointing {
+                    for (reason, n) in rejected_by.drain(..) {
+                        *tally.rejected.entry(reason.code().to_owned()).or_default() += n;
+                    }
+                    log.push(Logged {
+                        time: *held[0].time(),
+                        resume: resume.take(),
+                        max_ts: wm.max_ts,
+                        tally: tally.clone(),
+                    });
+                }
+                for c in held.iter_mut() {
+                    c.downgrade(&wm.frontier);
+                }
+            }
+            if chunked {
+                self_activator.activate();
+            }
             if finished {
                 tracing::debug!(
                     source = %name,
                     lines = tally.lines,
                     valid = tally.valid,
                     late = tally.late,
-                    watermark_frontier = frontier,
+                    clamped = wm.clamped,
+                    watermark_frontier = wm.frontier,
                     "source finished"
                 );
+                if wm.clamped > 0 {
+                    tracing::warn!(
+                        source = %name,
+                        clamped = wm.clamped,
+                        max_skew_ms = config.max_skew_ms,
+                        "readings too far ahead had their event time clamped"
+                    );
+                }
                 for (reason, n) in rejected_by.drain(..) {
                     *tally.rejected.entry(reason.code().to_owned()).or_default() += n;
                 }
@@ -516,36 +759,54 @@ fn build_source<'scope>(
     }
 }
 
-/// Splits a chunk into records, decodes and validates them. Returns (records, bytes).
+/// A record in its chunk: what a [`Reject`] of it is made of.
+struct Raw<'a> {
+    chunk: &'a Chunk,
+    /// Offset of the record in the chunk.
+    at: usize,
+    rec: &'a [u8],
+}
+
+impl Raw<'_> {
+    /// The record as a reject: its position and (up to 64 KiB of) its bytes.
+    fn reject(&self, reason: RejectReason) -> Reject {
+        let keep = self.rec.len().min(64 * 1024);
+        Reject {
+            pos: SourcePos {
+                source: self.chunk.source.clone(),
+                offset: self.chunk.offset + self.at as u64,
+            },
+            reason,
+            raw: self.rec[..keep].to_vec(),
+        }
+    }
+}
+
+/// Splits a chunk into records, decodes and validates them, and hands valid
+/// readings to `ok`, which may still refuse one with a reason. Returns
+/// (records, bytes).
 fn decode_chunk(
     chunk: &Chunk,
     decoder: &mut dyn Decoder,
     rules: &Rules,
     max_len: usize,
-    ok: &mut impl FnMut(Reading),
+    ok: &mut impl FnMut(Reading, &Raw<'_>) -> Result<(), RejectReason>,
     rej: &mut impl FnMut(Reject),
 ) -> (u64, u64) {
     let data = &chunk.data[..];
     let mut start = 0usize;
     let mut lines = 0u64;
-    let mut reject = |offset: usize, reason, raw: &[u8]| {
-        let keep = raw.len().min(64 * 1024);
-        rej(Reject {
-            pos: SourcePos {
-                source: chunk.source.clone(),
-                offset: chunk.offset + offset as u64,
-            },
-            reason,
-            raw: raw[..keep].to_vec(),
-        });
-    };
     while start < data.len() {
         let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
         let mut rec = &data[start..end];
         if let [head @ .., b'\r'] = rec {
             rec = head;
         }
-        let at = start;
+        let raw = Raw {
+            chunk,
+            at: start,
+            rec,
+        };
         start = end + 1;
         if rec.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -555,15 +816,18 @@ fn decode_chunk(
         }
         lines += 1;
         if rec.len() > max_len {
-            reject(at, iotflow_types::RejectReason::TooLong, rec);
+            rej(raw.reject(RejectReason::TooLong));
             continue;
         }
-        match decoder.decode(rec) {
+        let verdict = match decoder.decode(rec) {
             Ok(r) => match rules.check(&r) {
-                Ok(()) => ok(r),
-                Err(reason) => reject(at, reason, rec),
+                Ok(()) => ok(r, &raw),
+                Err(reason) => Err(reason),
             },
-            Err(reason) => reject(at, reason, rec),
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = verdict {
+            rej(raw.reject(reason));
         }
     }
     (lines, data.len() as u64)
@@ -575,10 +839,232 @@ mod tests {
 
     #[test]
     fn frontier_is_watermark_plus_one() {
-        let mut wm = Watermark::default();
-        assert_eq!(wm.observe(1000, 2000), 0);
-        assert_eq!(wm.observe(5000, 2000), 3001);
-        assert_eq!(wm.observe(4000, 2000), 3001);
+        let mut wm = Watermark::new(None, &EventTimeConfig::default());
+        assert_eq!(wm.observe(1000), 0);
+        assert_eq!(wm.observe(5000), 3001);
+        assert_eq!(wm.observe(4000), 3001);
+    }
+
+    const YEAR: Timestamp = 365 * 24 * 3600 * 1000;
+
+    /// What became of one reading.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Fate {
+        OnTime(Timestamp),
+        Late(Timestamp),
+        Future(Timestamp),
+    }
+
+    /// Feeds readings at `times` (ms) one by one, as the source does, then
+    /// ends the input; returns each reading's fate in arrival order (held
+    /// readings are placed where they arrived), the final `max_ts` and the
+    /// frontier after each reading.
+    fn run(
+        config: &EventTimeConfig,
+        restored: Option<Timestamp>,
+        times: &[Timestamp],
+    ) -> (Vec<Fate>, Option<Timestamp>, Vec<Timestamp>) {
+        let mut wm = Watermark::new(restored, config);
+        let (mut ok, mut late, mut rej) = (Vec::new(), Vec::new(), Vec::new());
+        let mut frontiers = Vec::new();
+        let line = |i: usize| format!("{i}").into_bytes();
+        for (i, &ts) in times.iter().enumerate() {
+            let data = line(i);
+            let chunk = Chunk {
+                source: "t".into(),
+                offset: 0,
+                data: data.clone(),
+                resume: None,
+            };
+            let raw = Raw {
+                chunk: &chunk,
+                at: 0,
+                rec: &data,
+            };
+            let r = Reading::new("d", ts, "temp", i as f64);
+            if let Err(reason) = wm.admit(r, &raw, &mut ok, &mut late) {
+                rej.push(raw.reject(reason));
+            }
+            wm.settle(false, &mut ok, &mut late, &mut rej);
+            frontiers.push(wm.frontier);
+        }
+        wm.settle(true, &mut ok, &mut late, &mut rej);
+        assert!(wm.boot.is_empty());
+        // The reading's index is its value (readings) or its raw bytes (rejects).
+        let mut fates: Vec<(usize, Fate)> = ok
+            .into_iter()
+            .map(|r| (r.value as usize, Fate::OnTime(r.ts)))
+            .chain(
+                late.into_iter()
+                    .map(|r| (r.value as usize, Fate::Late(r.ts))),
+            )
+            .chain(rej.into_iter().map(|j| {
+                assert_eq!(j.reason, RejectReason::FutureTimestamp);
+                let i: usize = String::from_utf8_lossy(&j.raw)
+                    .parse()
+                    .unwrap_or(usize::MAX);
+                (i, Fate::Future(times[i]))
+            }))
+            .collect();
+        fates.sort_by_key(|(i, _)| *i);
+        assert_eq!(fates.len(), times.len(), "every reading has one fate");
+        (
+            fates.into_iter().map(|(_, f)| f).collect(),
+            wm.max_ts,
+            frontiers,
+        )
+    }
+
+    fn guarded(policy: SkewPolicy) -> EventTimeConfig {
+        EventTimeConfig::default()
+            .with_max_skew(Duration::from_secs(60))
+            .with_skew_policy(policy)
+    }
+
+    /// Times of a fleet with one reading a year ahead at index 4.
+    fn fleet_with_jump() -> Vec<Timestamp> {
+        vec![
+            10_000,
+            11_000,
+            12_000,
+            13_000,
+            13_000 + YEAR,
+            14_000,
+            15_000,
+            16_000,
+        ]
+    }
+
+    #[test]
+    fn guard_off_is_unchanged() {
+        // The guard off: no reading is held or refused, and every frontier
+        // equals what the plain watermark gives.
+        let times = fleet_with_jump();
+        let (fates, max_ts, frontiers) = run(&EventTimeConfig::default(), None, &times);
+        let mut plain = Watermark::new(None, &EventTimeConfig::default());
+        let expect: Vec<Timestamp> = times.iter().map(|&t| plain.observe(t)).collect();
+        assert_eq!(frontiers, expect);
+        assert_eq!(max_ts, Some(13_000 + YEAR));
+        // The jump makes every later reading late: the failure the guard is for.
+        assert_eq!(fates[4], Fate::OnTime(13_000 + YEAR));
+        assert!(fates[5..].iter().all(|f| matches!(f, Fate::Late(_))));
+        // Even `ts = MAX` passes.
+        let (fates, _, _) = run(&EventTimeConfig::default(), Some(5), &[Timestamp::MAX]);
+        assert_eq!(fates, [Fate::OnTime(Timestamp::MAX)]);
+    }
+
+    #[test]
+    fn reject_keeps_the_watermark() {
+        let times = fleet_with_jump();
+        let (fates, max_ts, frontiers) = run(&guarded(SkewPolicy::Reject), None, &times);
+        let mut want: Vec<Fate> = times.iter().map(|&t| Fate::OnTime(t)).collect();
+        want[4] = Fate::Future(13_000 + YEAR);
+        assert_eq!(fates, want);
+        assert_eq!(max_ts, Some(16_000));
+        // Held at 0 during the bootstrap, then as without the bad reading.
+        assert_eq!(
+            frontiers,
+            [0, 0, 10_001, 11_001, 11_001, 12_001, 13_001, 14_001]
+        );
+    }
+
+    #[test]
+    fn the_bound_is_inclusive() {
+        let skew = 60_000;
+        let times = [1_000, 1_000, 1_000, 1_000 + skew, 1_000 + 2 * skew + 1];
+        let (fates, _, _) = run(&guarded(SkewPolicy::Reject), None, &times);
+        // 61 000 is exactly max_ts + skew: accepted, and it moves the bound.
+        assert_eq!(fates[3], Fate::OnTime(61_000));
+        assert_eq!(fates[4], Fate::Future(121_001));
+    }
+
+    #[test]
+    fn clamp_moves_the_watermark_by_the_skew_only() {
+        let times = fleet_with_jump();
+        let (fates, max_ts, _) = run(&guarded(SkewPolicy::Clamp), None, &times);
+        // Clamped to max_ts + skew = 73 000, then processed normally: it
+        // moves the watermark to 71 001, so the fleet's next readings are late.
+        assert_eq!(fates[4], Fate::OnTime(73_000));
+        assert!(fates[5..].iter().all(|f| matches!(f, Fate::Late(_))));
+        assert_eq!(max_ts, Some(73_000));
+        let mut wm = Watermark::new(Some(13_000), &guarded(SkewPolicy::Clamp));
+        let mut ts = 13_000 + YEAR;
+        assert_eq!(wm.beyond_gate(&mut ts), Gate::Pass);
+        assert_eq!((ts, wm.clamped), (73_000, 1));
+    }
+
+    #[test]
+    fn a_bad_first_reading_cannot_pin_the_watermark() {
+        // The worker's very first reading is the bad one: the median of the
+        // first three is a good one, so it is rejected.
+        let times = [YEAR, 10_000, 11_000, 12_000, 13_000];
+        let (fates, max_ts, frontiers) = run(&guarded(SkewPolicy::Reject), None, &times);
+        assert_eq!(fates[0], Fate::Future(YEAR));
+        assert!(fates[1..].iter().all(|f| matches!(f, Fate::OnTime(_))));
+        assert_eq!(max_ts, Some(13_000));
+        assert_eq!(frontiers, [0, 0, 9_001, 10_001, 11_001]);
+        // With Clamp it is kept at anchor + skew (the median is 11 000).
+        let (fates, _, _) = run(&guarded(SkewPolicy::Clamp), None, &times);
+        assert_eq!(fates[0], Fate::OnTime(71_000));
+        // A device stuck in 1970 among the first three does not move the
+        // anchor: it is late, as it would be without the guard.
+        let (fates, _, _) = run(&guarded(SkewPolicy::Reject), None, &[10_000, 0, 11_000]);
+        assert_eq!(
+            fates,
+            [Fate::OnTime(10_000), Fate::Late(0), Fate::OnTime(11_000)]
+        );
+    }
+
+    #[test]
+    fn input_that_ends_while_bootstrapping() {
+        let cfg = guarded(SkewPolicy::Reject);
+        // One reading: its own anchor.
+        assert_eq!(run(&cfg, None, &[YEAR]).0, [Fate::OnTime(YEAR)]);
+        // Two: the lower median.
+        assert_eq!(
+            run(&cfg, None, &[YEAR, 5_000]).0,
+            [Fate::Future(YEAR), Fate::OnTime(5_000)]
+        );
+    }
+
+    #[test]
+    fn a_restored_source_decides_from_max_ts_alone() {
+        // Cut the stream anywhere after the bootstrap and restart from the
+        // max_ts at the cut: the rest decides exactly as in one run.
+        for policy in [SkewPolicy::Reject, SkewPolicy::Clamp] {
+            let cfg = guarded(policy);
+            let times = [
+                YEAR,
+                10_000,
+                11_000,
+                12_000,
+                12_000 + YEAR,
+                90_000,
+                13_000,
+                80_000,
+                200_000,
+            ];
+            let (whole, _, _) = run(&cfg, None, &times);
+            for cut in BOOTSTRAP_READINGS..times.len() {
+                let (_, max_ts, _) = run(&cfg, None, &times[..cut]);
+                let (rest, _, _) = run(&cfg, max_ts, &times[cut..]);
+                assert_eq!(rest, whole[cut..], "{policy:?}, cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn skew_config_fields_and_defaults() {
+        let c: EventTimeConfig =
+            serde_json::from_str(r#"{"max_skew_ms": 3600000, "skew_policy": "clamp"}"#)
+                .unwrap_or_default();
+        assert_eq!(c.max_skew_ms, Some(3_600_000));
+        assert_eq!(c.skew_policy, SkewPolicy::Clamp);
+        let d: EventTimeConfig =
+            serde_json::from_str("{}").unwrap_or_else(|_| guarded(SkewPolicy::Clamp));
+        assert_eq!(d, EventTimeConfig::default());
+        assert_eq!(d.max_skew_ms, None);
+        assert!(serde_json::from_str::<EventTimeConfig>(r#"{"skew_policy": "drop"}"#).is_err());
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub enum RejectReason {
     TooLong,
     /// A CSV row with the wrong number of columns.
     BadCsv,
+    /// An event time too far ahead of the event time its source has seen:
+    /// a device whose clock runs ahead (the clock-skew guard, `max_skew_ms`
+    /// of the job's `[event_time]`).
+    FutureTimestamp,
 }
 
 impl RejectReason {
@@ -91,6 +95,7 @@ impl RejectReason {
             RejectReason::BadTimestamp => "bad_timestamp",
             RejectReason::TooLong => "too_long",
             RejectReason::BadCsv => "bad_csv",
+            RejectReason::FutureTimestamp => "future_timestamp",
         }
     }
 
@@ -103,7 +108,7 @@ impl RejectReason {
             | RejectReason::NonFinite
             | RejectReason::OutOfRange => Some(Field::Value),
             RejectReason::UnknownMetric => Some(Field::Metric),
-            RejectReason::BadTimestamp => Some(Field::Ts),
+            RejectReason::BadTimestamp | RejectReason::FutureTimestamp => Some(Field::Ts),
             _ => None,
         }
     }
@@ -128,4 +133,22 @@ pub struct Reject {
     pub reason: RejectReason,
     /// The record's raw bytes (without the line terminator).
     pub raw: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn future_timestamp_is_about_ts() {
+        let r = RejectReason::FutureTimestamp;
+        assert_eq!(r.code(), "future_timestamp");
+        assert_eq!(r.field(), Some(Field::Ts));
+        assert_eq!(r.to_string(), "future_timestamp (ts)");
+        // The serde name is the code, like every unit reason's.
+        assert_eq!(
+            serde_json::to_string(&r).ok().as_deref(),
+            Some("\"future_timestamp\"")
+        );
+    }
 }
