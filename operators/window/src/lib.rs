@@ -20,10 +20,12 @@
 
 #![deny(missing_docs)]
 
+pub mod agg;
 mod state;
 mod tumbling;
 mod windows;
 
+pub use agg::{Aggregate, AggregateSpec, Aggregates, AggregatesConfig};
 pub use iotflow_types::{SeriesKey, Stats, WindowResult};
 pub use state::TumblingState;
 pub use tumbling::{Tumbling, TumblingCheckpointed, TumblingConfig, WindowStreams};
