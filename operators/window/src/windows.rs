@@ -168,7 +168,82 @@ impl WindowSpec {
     }
 }
 
-/// Open panes of sliding windows: pane start → key → aggregate.
+/// The panes of one key: future panes still receiving readings, and the
+/// panes of the current window in a two-stack FIFO aggregate, so sliding the
+/// window by one pane costs O(1) merges amortized, whatever `size / slide`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct KeyPanes {
+    /// Panes at or after the next window's end, sorted by start (a few at
+    /// most: readings run ahead of the frontier by the disorder bound).
+    pending: Vec<(Timestamp, Stats)>,
+    /// Starts of the panes in the stacks, oldest first.
+    entered: VecDeque<Timestamp>,
+    /// Oldest panes: `front[i]` aggregates panes `i..` of the stack (the top,
+    /// the last element, is the oldest pane alone).
+    front: Vec<Stats>,
+    /// Newest panes and their aggregate.
+    back: Vec<Stats>,
+    back_agg: Stats,
+}
+
+impl KeyPanes {
+    fn push(&mut self, pane: Timestamp, stats: Stats) {
+        self.entered.push_back(pane);
+        self.back_agg.merge(&stats);
+        self.back.push(stats);
+    }
+
+    fn pop(&mut self) {
+        if self.front.is_empty() {
+            // Move the back stack over, newest first, as suffix aggregates.
+            let mut acc = Stats::default();
+            for s in self.back.drain(..).rev() {
+                acc.merge(&s);
+                self.front.push(acc);
+            }
+            self.back_agg = Stats::default();
+        }
+        self.front.pop();
+        self.entered.pop_front();
+    }
+
+    fn query(&self) -> Stats {
+        let mut out = self.back_agg;
+        if let Some(f) = self.front.last() {
+            out.merge(f);
+        }
+        out
+    }
+
+    /// Slides to the window `[end − size, end)`; `None` if it is empty.
+    fn slide_to(&mut self, end: Timestamp, size: u64) -> Option<Stats> {
+        let due = self.pending.partition_point(|(p, _)| *p < end);
+        for i in 0..due {
+            let (pane, stats) = self.pending[i];
+            self.push(pane, stats);
+        }
+        self.pending.drain(..due);
+        let start = end - size;
+        while self.entered.front().is_some_and(|p| *p < start) {
+            self.pop();
+        }
+        (!self.entered.is_empty()).then(|| self.query())
+    }
+
+    fn first_pane(&self) -> Option<Timestamp> {
+        match (self.entered.front(), self.pending.first()) {
+            (Some(e), _) => Some(*e),
+            (None, Some((p, _))) => Some(*p),
+            (None, None) => None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entered.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// Open sliding windows: per key, its panes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(bound(
     serialize = "K: Serialize + Eq + Hash",
@@ -178,7 +253,7 @@ pub struct SlidingState<K> {
     size: u64,
     slide: u64,
     allowed: u64,
-    panes: BTreeMap<Timestamp, FxHashMap<K, Stats>>,
+    keys: FxHashMap<K, KeyPanes>,
     /// Windows ending at or before this have fired.
     fired_to: Timestamp,
 }
@@ -191,7 +266,7 @@ impl<K: Eq + Hash + Clone> SlidingState<K> {
             size: size.max(slide) / slide * slide,
             slide,
             allowed,
-            panes: BTreeMap::new(),
+            keys: FxHashMap::default(),
             fired_to: 0,
         }
     }
@@ -205,12 +280,15 @@ impl<K: Eq + Hash + Clone> SlidingState<K> {
         if first_end - 1 + self.allowed < t || first_end <= self.fired_to {
             return false;
         }
-        self.panes
-            .entry(pane)
-            .or_default()
-            .entry(key)
-            .or_default()
-            .add(value);
+        let pending = &mut self.keys.entry(key).or_default().pending;
+        match pending.iter().rposition(|(p, _)| *p <= pane) {
+            Some(i) if pending[i].0 == pane => pending[i].1.add(value),
+            at => {
+                let mut stats = Stats::default();
+                stats.add(value);
+                pending.insert(at.map_or(0, |i| i + 1), (pane, stats));
+            }
+        }
         true
     }
 
@@ -222,53 +300,45 @@ impl<K: Eq + Hash + Clone> SlidingState<K> {
         emit: &mut impl FnMut(Timestamp, Vec<WindowResult<K>>),
     ) {
         let closed = |end: Timestamp| bound.is_none_or(|b| end - 1 + self.allowed < b);
-        let mut merged: FxHashMap<K, Stats> = FxHashMap::default();
-        while let Some((&first, _)) = self.panes.first_key_value() {
-            // The next window to fire: the earliest one holding the first
-            // pane that has not fired yet.
-            // Windows start at 0 or later: the first one ends at `size`.
-            let end = (first + self.slide)
-                .max(self.fired_to + self.slide)
-                .max(self.size);
-            if !closed(end) {
+        let mut end = (self.fired_to + self.slide).max(self.size);
+        while closed(end) {
+            if self.keys.is_empty() {
                 break;
             }
-            let start = end - self.size;
-            for (_, keys) in self.panes.range(start..end) {
-                for (k, s) in keys {
-                    merged.entry(k.clone()).or_default().merge(s);
+            let (size, start) = (self.size, end - self.size);
+            let mut out = Vec::new();
+            self.keys.retain(|key, panes| {
+                if let Some(stats) = panes.slide_to(end, size) {
+                    out.push(WindowResult {
+                        key: key.clone(),
+                        start,
+                        end,
+                        stats,
+                    });
                 }
-            }
-            if !merged.is_empty() {
-                emit(
-                    end - 1 + self.allowed,
-                    merged
-                        .drain()
-                        .map(|(key, stats)| WindowResult {
-                            key,
-                            start,
-                            end,
-                            stats,
-                        })
-                        .collect(),
-                );
-            }
+                !panes.is_empty()
+            });
             self.fired_to = end;
-            // Panes no later window needs.
-            let keep_from = end + self.slide - self.size.min(end + self.slide);
-            while self
-                .panes
-                .first_key_value()
-                .is_some_and(|(p, _)| *p < keep_from)
-            {
-                self.panes.pop_first();
+            if out.is_empty() {
+                // No data in this window: jump to the first one that has.
+                let first = self.keys.values().filter_map(KeyPanes::first_pane).min();
+                let Some(first) = first else { break };
+                let next = (first + self.slide).max(self.size);
+                end = next.max(end + self.slide);
+                // The windows skipped held nothing: they count as fired, so
+                // the next call starts here instead of scanning again.
+                self.fired_to = end - self.slide;
+            } else {
+                emit(end - 1 + self.allowed, out);
+                end += self.slide;
             }
         }
-        if let Some(b) = bound {
+        if self.keys.is_empty()
+            && let Some(b) = bound
+        {
             // Windows that closed without data still count as fired.
             let last_closed = b.saturating_sub(self.allowed);
-            let aligned = last_closed - last_closed % self.slide;
-            self.fired_to = self.fired_to.max(aligned);
+            self.fired_to = self.fired_to.max(last_closed - last_closed % self.slide);
         }
     }
 }
@@ -416,12 +486,7 @@ where
     fn retain_owned(&mut self, worker: usize, peers: usize) {
         let owned = |k: &K| route(stable_hash(k), peers) == worker;
         match self {
-            WindowState::Sliding(s) => {
-                for keys in s.panes.values_mut() {
-                    keys.retain(|k, _| owned(k));
-                }
-                s.panes.retain(|_, keys| !keys.is_empty());
-            }
+            WindowState::Sliding(s) => s.keys.retain(|k, _| owned(k)),
             WindowState::Session(s) => {
                 s.sessions.retain(|k, _| owned(k));
                 for keys in s.by_end.values_mut() {
@@ -435,13 +500,9 @@ where
     fn merge(&mut self, other: Self) {
         match (self, other) {
             (WindowState::Sliding(a), WindowState::Sliding(b)) => {
+                // Keys are disjoint between the parts of one snapshot.
                 a.fired_to = a.fired_to.max(b.fired_to);
-                for (pane, keys) in b.panes {
-                    let mine = a.panes.entry(pane).or_default();
-                    for (k, s) in keys {
-                        mine.entry(k).or_default().merge(&s);
-                    }
-                }
+                a.keys.extend(b.keys);
             }
             (WindowState::Session(a), WindowState::Session(b)) => {
                 // Keys are disjoint between the parts of one snapshot.
