@@ -37,7 +37,7 @@ use iotflow_core::validate::Rules;
 use iotflow_file::sink::Format;
 use iotflow_runtime::ClusterConfig;
 use iotflow_sim::FleetConfig;
-use iotflow_window::TumblingConfig;
+use iotflow_window::{TumblingConfig, WindowSpec};
 use serde::{Deserialize, Serialize};
 
 /// Where readings come from.
@@ -98,6 +98,116 @@ impl OutputSpec {
     }
 }
 
+/// The kind of window of a job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    /// Fixed windows of `size_ms`.
+    #[default]
+    Tumbling,
+    /// Windows of `size_ms` every `slide_ms`.
+    Sliding,
+    /// Per-key sessions closed by `gap_ms` without readings.
+    Session,
+}
+
+/// The `[window]` section of a job.
+///
+/// ```toml
+/// [window]
+/// kind = "sliding"        # tumbling (default) | sliding | session
+/// size_ms = 60000         # tumbling and sliding (default 10000)
+/// slide_ms = 1000         # sliding
+/// # gap_ms = 30000        # session
+/// allowed_lateness_ms = 0
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    /// The kind of window.
+    pub kind: WindowKind,
+    /// Window size (ms), tumbling and sliding.
+    pub size_ms: u64,
+    /// Distance between window starts (ms), sliding only.
+    pub slide_ms: Option<u64>,
+    /// Session gap (ms), session only.
+    pub gap_ms: Option<u64>,
+    /// How long after the watermark passed a window it still accepts
+    /// readings (ms).
+    pub allowed_lateness_ms: u64,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            kind: WindowKind::Tumbling,
+            size_ms: 10_000,
+            slide_ms: None,
+            gap_ms: None,
+            allowed_lateness_ms: 0,
+        }
+    }
+}
+
+impl WindowConfig {
+    /// The window specification, or why the section is inconsistent.
+    pub fn spec(&self) -> Result<WindowSpec, iotflow_core::Error> {
+        let allowed_lateness_ms = self.allowed_lateness_ms;
+        let bad = |m: &str| Err(iotflow_core::Error::Config(format!("[window]: {m}")));
+        let spec = match (self.kind, self.slide_ms, self.gap_ms) {
+            (WindowKind::Tumbling, None, None) => WindowSpec::Tumbling {
+                size_ms: self.size_ms,
+                allowed_lateness_ms,
+            },
+            (WindowKind::Sliding, Some(slide_ms), None) => WindowSpec::Sliding {
+                size_ms: self.size_ms,
+                slide_ms,
+                allowed_lateness_ms,
+            },
+            (WindowKind::Session, None, Some(gap_ms)) => WindowSpec::Session {
+                gap_ms,
+                allowed_lateness_ms,
+            },
+            (WindowKind::Sliding, None, _) => return bad("kind = \"sliding\" needs slide_ms"),
+            (WindowKind::Session, _, None) => return bad("kind = \"session\" needs gap_ms"),
+            (_, Some(_), _) => return bad("slide_ms is only for kind = \"sliding\""),
+            (_, _, Some(_)) => return bad("gap_ms is only for kind = \"session\""),
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The tumbling operator's configuration, when the kind is tumbling.
+    pub fn tumbling(&self) -> Option<TumblingConfig> {
+        (self.kind == WindowKind::Tumbling).then_some(TumblingConfig {
+            size_ms: self.size_ms,
+            allowed_lateness_ms: self.allowed_lateness_ms,
+        })
+    }
+
+    /// One line for summaries, e.g. `60 s sliding every 1 s`.
+    pub fn describe(&self) -> String {
+        let s = |ms: u64| {
+            if ms.is_multiple_of(1000) {
+                format!("{} s", ms / 1000)
+            } else {
+                format!("{ms} ms")
+            }
+        };
+        match self.kind {
+            WindowKind::Tumbling => format!("{} tumbling", s(self.size_ms)),
+            WindowKind::Sliding => format!(
+                "{} sliding every {}",
+                s(self.size_ms),
+                s(self.slide_ms.unwrap_or_default())
+            ),
+            WindowKind::Session => {
+                format!("sessions, gap {}", s(self.gap_ms.unwrap_or_default()))
+            }
+        }
+    }
+}
+
 /// A whole job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -108,8 +218,8 @@ pub struct JobConfig {
     pub event_time: EventTimeConfig,
     /// Validation rules (default: fleet-v1 ranges).
     pub rules: Rules,
-    /// Tumbling window (default: 10 s).
-    pub window: TumblingConfig,
+    /// Windows (default: 10 s tumbling).
+    pub window: WindowConfig,
     /// EWMA z-score detector (default: alpha 0.01, |z| > 6, warm-up 30).
     pub zscore: Ewma,
     /// Outputs.
@@ -137,7 +247,7 @@ impl Default for JobConfig {
             },
             event_time: EventTimeConfig::default(),
             rules: Rules::fleet_default(),
-            window: TumblingConfig::new(std::time::Duration::from_secs(10)),
+            window: WindowConfig::default(),
             zscore: Ewma::new(0.01),
             output: OutputSpec::default(),
             cluster: ClusterConfig::default(),
@@ -163,7 +273,7 @@ impl JobConfig {
 
     /// Checks every part.
     pub fn validate(&self) -> Result<(), crate::Error> {
-        self.window.validate()?;
+        self.window.spec()?;
         self.zscore.validate()?;
         self.cluster.validate()?;
         if let InputSpec::Files { paths, .. } = &self.input
@@ -219,6 +329,33 @@ mod tests {
             toml::from_str("[window]\nsize_ms = 5000\n[cluster]\nworkers = 2\n").expect("partial");
         assert_eq!((c.window.size_ms, c.cluster.workers), (5000, 2));
         assert!(toml::from_str::<JobConfig>("[window]\nsize = 5\n").is_err());
+    }
+
+    #[test]
+    fn window_section_kinds_and_errors() {
+        let c: JobConfig = toml::from_str("[window]\nsize_ms = 5000\n").expect("tumbling");
+        assert_eq!(c.window.spec().expect("spec"), WindowSpec::tumbling(5000));
+        let c: JobConfig =
+            toml::from_str("[window]\nkind = \"sliding\"\nsize_ms = 60000\nslide_ms = 1000\n")
+                .expect("sliding");
+        assert_eq!(
+            c.window.spec().expect("spec"),
+            WindowSpec::sliding(60_000, 1000)
+        );
+        assert_eq!(c.window.describe(), "60 s sliding every 1 s");
+        let c: JobConfig =
+            toml::from_str("[window]\nkind = \"session\"\ngap_ms = 30000\n").expect("session");
+        assert_eq!(c.window.spec().expect("spec"), WindowSpec::session(30_000));
+        for bad in [
+            "[window]\nkind = \"sliding\"\nsize_ms = 60000\n",
+            "[window]\nkind = \"sliding\"\nsize_ms = 60000\nslide_ms = 7000\n",
+            "[window]\nkind = \"session\"\n",
+            "[window]\ngap_ms = 5\n",
+        ] {
+            let c: JobConfig = toml::from_str(bad).expect("parses");
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<JobConfig>("[window]\nkind = \"hopping\"\n").is_err());
     }
 
     #[test]
@@ -295,7 +432,10 @@ impl JobBuilder {
 
     /// Tumbling window size.
     pub fn window(&mut self, size: std::time::Duration) -> &mut Self {
-        self.cfg.window = TumblingConfig::new(size);
+        self.cfg.window = WindowConfig {
+            size_ms: size.as_millis() as u64,
+            ..WindowConfig::default()
+        };
         self
     }
 

@@ -13,7 +13,7 @@ use iotflow_core::source::Source;
 use iotflow_core::tally::Tally;
 use iotflow_file::sink::{FileRecord, Format, open_sink};
 use iotflow_types::{Alert, Reading, Reject, SeriesKey, Timestamp, WindowResult};
-use iotflow_window::{Tumbling, TumblingCheckpointed};
+use iotflow_window::{Tumbling, TumblingCheckpointed, Windowed};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::probe::Handle;
 use timely::dataflow::operators::{Concat, Operator, Probe};
@@ -76,7 +76,8 @@ fn build<'scope>(
 ) -> Result<FleetStreams<'scope>, crate::Error> {
     // The source decides lateness by the window's rule: exactly fleet-v1's
     // "a reading whose window has already fired is late".
-    let event_time = cfg.event_time.clone().with_lateness(cfg.window.lateness());
+    let spec = cfg.window.spec()?;
+    let event_time = cfg.event_time.clone().with_lateness(spec.lateness());
     // Bound how far one worker's source runs ahead of the slowest one.
     let probe = Handle::new();
     let limit = FrontierLimit {
@@ -96,24 +97,31 @@ fn build<'scope>(
             checkpoints,
         },
     )?;
-    let (w, z) = match checkpoints {
-        Some(ck) => (
-            src.readings.clone().tumbling_checkpointed(
+    let w = match cfg.window.tumbling() {
+        // The tumbling operator: fleet-v1's pipeline, tuned for it.
+        Some(tumbling) => match checkpoints {
+            Some(ck) => src.readings.clone().tumbling_checkpointed(
                 "tumbling",
-                &cfg.window,
+                &tumbling,
                 SeriesKey::of,
                 ck,
             )?,
-            src.readings
+            None => src
+                .readings
                 .clone()
-                .score_checkpointed("zscore", cfg.zscore, ck)?,
-        ),
-        None => (
-            src.readings
-                .clone()
-                .tumbling_by("tumbling", &cfg.window, SeriesKey::of),
-            src.readings.clone().score("zscore", cfg.zscore),
-        ),
+                .tumbling_by("tumbling", &tumbling, SeriesKey::of),
+        },
+        None => src
+            .readings
+            .clone()
+            .window("window", &spec, SeriesKey::of, checkpoints)?,
+    };
+    let z = match checkpoints {
+        Some(ck) => src
+            .readings
+            .clone()
+            .score_checkpointed("zscore", cfg.zscore, ck)?,
+        None => src.readings.clone().score("zscore", cfg.zscore),
     };
     let windows = w.windows.probe_with(&probe);
     let alerts = z.alerts.probe_with(&probe);

@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 use iotflow_testing::golden::GoldenCase;
 
-const CASES: [&str; 5] = [
+const CASES: [&str; 7] = [
     "clock-skew",
     "csv-input",
     "fleet-small",
     "late-and-disorder",
     "rejects-zoo",
+    "sessions-small",
+    "sliding-small",
 ];
 
 fn root() -> PathBuf {
@@ -58,4 +60,14 @@ fn late_and_disorder() {
 #[test]
 fn rejects_zoo() {
     check("rejects-zoo");
+}
+
+#[test]
+fn sliding_small() {
+    check("sliding-small");
+}
+
+#[test]
+fn sessions_small() {
+    check("sessions-small");
 }

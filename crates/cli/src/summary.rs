@@ -37,10 +37,10 @@ pub(crate) fn print_text(r: &RunReport, cfg: &JobConfig) {
     }
     println!("late       {:>14}", thousands(t.late));
     println!(
-        "windows    {:>14}   ({} readings, {} ms tumbling)",
+        "windows    {:>14}   ({} readings, {})",
         thousands(t.windows),
         thousands(t.windowed),
-        cfg.window.size_ms
+        cfg.window.describe()
     );
     println!("alerts     {:>14}", thousands(t.alerts));
     println!(

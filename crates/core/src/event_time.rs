@@ -101,6 +101,14 @@ pub enum Lateness {
         /// Extra time a window stays open after the watermark passed it.
         allowed_ms: u64,
     },
+    /// Late when a session window of the reading alone would have closed:
+    /// `ts + gap − 1 + allowed ≤ watermark`.
+    Gap {
+        /// Session gap in ms.
+        gap_ms: u64,
+        /// Extra time a session stays open after the watermark passed it.
+        allowed_ms: u64,
+    },
 }
 
 impl Lateness {
@@ -116,6 +124,7 @@ impl Lateness {
                 let size = size_ms.max(1);
                 ts - ts % size + size - 1 + allowed_ms
             }
+            Lateness::Gap { gap_ms, allowed_ms } => ts + gap_ms.max(1) - 1 + allowed_ms,
         }
     }
 }

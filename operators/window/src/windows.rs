@@ -125,27 +125,32 @@ impl WindowSpec {
     }
 
     /// The lateness rule an event-time source in front of these windows
-    /// should apply (a reading is late once the earliest window it belongs
-    /// to has fired), or `None` for sessions, whose lateness the window
-    /// decides itself.
-    pub fn lateness(&self) -> Option<Lateness> {
+    /// should apply: a reading is late once the earliest window it belongs
+    /// to has fired.
+    pub fn lateness(&self) -> Lateness {
         match *self {
             WindowSpec::Tumbling {
                 size_ms,
                 allowed_lateness_ms,
-            } => Some(Lateness::Window {
+            } => Lateness::Window {
                 size_ms,
                 allowed_ms: allowed_lateness_ms,
-            }),
+            },
             WindowSpec::Sliding {
                 slide_ms,
                 allowed_lateness_ms,
                 ..
-            } => Some(Lateness::Window {
+            } => Lateness::Window {
                 size_ms: slide_ms,
                 allowed_ms: allowed_lateness_ms,
-            }),
-            WindowSpec::Session { .. } => None,
+            },
+            WindowSpec::Session {
+                gap_ms,
+                allowed_lateness_ms,
+            } => Lateness::Gap {
+                gap_ms,
+                allowed_ms: allowed_lateness_ms,
+            },
         }
     }
 
@@ -624,7 +629,6 @@ impl<'scope> Windowed<'scope> for StreamVec<'scope, Timestamp, Reading> {
                 let now = *held[0].time();
                 let mut emit = |at: Timestamp, results: Vec<WindowResult<K>>, tally: &mut Tally| {
                     tally.windows += results.len() as u64;
-                    tally.windowed += results.iter().map(|w| w.stats.count).sum::<u64>();
                     let cap = held[0].delayed(&now.max(at));
                     windows_out.session(&cap).give_iterator(results.into_iter());
                 };
@@ -635,7 +639,10 @@ impl<'scope> Windowed<'scope> for StreamVec<'scope, Timestamp, Reading> {
                         // only, not on how the frontier advanced.
                         st.fire(Some(t), &mut |s, r| emit(s, r, &mut tally));
                         for r in data {
-                            if !st.add(key(&r), r.ts, r.value, t) {
+                            if st.add(key(&r), r.ts, r.value, t) {
+                                // Counted once, however many windows it is in.
+                                tally.windowed += 1;
+                            } else {
                                 late_buf.push_back(r);
                             }
                         }
