@@ -627,11 +627,13 @@ impl<'scope> Windowed<'scope> for StreamVec<'scope, Timestamp, Reading> {
                 }
                 let frontier = input_frontier(frontiers);
                 let now = *held[0].time();
-                let mut emit = |at: Timestamp, results: Vec<WindowResult<K>>, tally: &mut Tally| {
-                    tally.windows += results.len() as u64;
-                    let cap = held[0].delayed(&now.max(at));
-                    windows_out.session(&cap).give_iterator(results.into_iter());
-                };
+                let mut emit =
+                    |at: Timestamp, mut results: Vec<WindowResult<K>>, tally: &mut Tally| {
+                        tally.windows += results.len() as u64;
+                        let cap = held[0].delayed(&now.max(at));
+                        // A window's results go out as one container, uncopied.
+                        windows_out.session(&cap).give_container(&mut results);
+                    };
                 epochs.drain(frontier, |step| match step {
                     Step::Batch(t, data) => {
                         // Everything that closed before `t` fires first, so
