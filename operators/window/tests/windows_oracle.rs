@@ -279,3 +279,84 @@ fn specs_validate_and_parse_from_toml() {
     assert_eq!(spec, WindowSpec::sliding(60_000, 1_000));
     assert!(serde_json::from_str::<WindowSpec>(r#"{"kind":"session","gap":5}"#).is_err());
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Runs on one worker and returns results in emission order and the
+    /// number of late readings.
+    fn emitted(
+        batches: &[(u64, Vec<Reading>)],
+        spec: &WindowSpec,
+    ) -> (Vec<WindowResult<String>>, usize) {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let late = Arc::new(Mutex::new(0usize));
+        let (out2, late2, batches, spec) =
+            (out.clone(), late.clone(), batches.to_vec(), spec.clone());
+        timely::execute_directly(move |worker| {
+            let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Reading>>>::new();
+            worker.dataflow::<u64, _, _>(|scope| {
+                let s = scope
+                    .input_from(&mut input)
+                    .window("w", &spec, |r: &Reading| r.device.to_string(), None)
+                    .expect("no restore");
+                let late = late2.clone();
+                s.late.inspect(move |_| *late.lock().expect("lock") += 1);
+                let out = out2.clone();
+                s.windows.inspect(move |w: &WindowResult<String>| {
+                    out.lock().expect("lock").push(w.clone())
+                });
+            });
+            for (t, batch) in &batches {
+                input.advance_to(*t);
+                for r in batch {
+                    input.send(r.clone());
+                }
+                worker.step();
+            }
+        });
+        let out = out.lock().expect("lock").clone();
+        let late = *late.lock().expect("lock");
+        (out, late)
+    }
+
+    fn spec() -> impl Strategy<Value = WindowSpec> {
+        prop_oneof![
+            (1u64..8).prop_map(|k| WindowSpec::tumbling(k * 500)),
+            (1u64..5, 1u64..5).prop_map(|(s, k)| WindowSpec::sliding(s * k * 400, s * 400)),
+            (1u64..6).prop_map(|g| WindowSpec::session(g * 300)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Every reading is in its windows or late (sliding windows hold a
+        /// reading in `size / slide` windows), and each key's results come
+        /// out in order of window start.
+        #[test]
+        fn counts_conserved_and_per_key_order(seed in 0u64..10_000, n in 1usize..300, disorder in 0u64..3_000, spec in spec()) {
+            let batches = input(seed, n, disorder);
+            let (out, late) = emitted(&batches, &spec);
+            let per_reading = match spec {
+                WindowSpec::Sliding { size_ms, slide_ms, .. } => size_ms / slide_ms,
+                _ => 1,
+            };
+            let counted: u64 = out.iter().map(|w| w.stats.count).sum();
+            if let WindowSpec::Sliding { .. } = spec {
+                // Readings in the first windows of time sit in fewer windows.
+                prop_assert!(counted <= (n - late) as u64 * per_reading);
+                prop_assert!(counted >= (n - late) as u64);
+            } else {
+                prop_assert_eq!(counted + late as u64, n as u64);
+            }
+            let mut last: BTreeMap<String, u64> = BTreeMap::new();
+            for w in &out {
+                if let Some(prev) = last.insert(w.key.clone(), w.start) {
+                    prop_assert!(prev < w.start, "{}: window at {} after {}", w.key, w.start, prev);
+                }
+            }
+        }
+    }
+}
