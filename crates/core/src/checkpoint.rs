@@ -234,6 +234,10 @@ pub struct SourceState {
     pub positions: BTreeMap<String, Position>,
     /// The largest valid event time seen (the watermark's basis).
     pub max_ts: Option<Timestamp>,
+    /// The largest event time of each partition being read (per-partition
+    /// watermarks); restored only on the same number of workers.
+    #[serde(default)]
+    pub partitions: BTreeMap<String, Timestamp>,
     /// Counts up to the checkpoint.
     pub tally: Tally,
 }
@@ -266,6 +270,7 @@ impl SourceState {
             }
             if same && i == worker {
                 out.max_ts = p.max_ts;
+                out.partitions = p.partitions;
             }
             if worker == 0 {
                 out.tally.merge(&p.tally);
@@ -534,6 +539,7 @@ mod tests {
         let a = SourceState {
             positions: [("f@0".to_owned(), Position::Offset(10))].into(),
             max_ts: Some(5000),
+            partitions: [("f@0".to_owned(), 5000)].into(),
             tally: Tally {
                 lines: 3,
                 ..Tally::default()
@@ -546,6 +552,7 @@ mod tests {
             ]
             .into(),
             max_ts: Some(7000),
+            partitions: BTreeMap::new(),
             tally: Tally {
                 lines: 4,
                 ..Tally::default()
@@ -553,10 +560,13 @@ mod tests {
         };
         let same1 = SourceState::restore(vec![a.clone(), b.clone()], 1, 2);
         assert_eq!(same1.max_ts, Some(7000));
+        assert!(same1.partitions.is_empty());
         assert_eq!(same1.tally.lines, 0);
         assert_eq!(same1.positions["f@0"], Position::Offset(10));
         let one = SourceState::restore(vec![a, b], 0, 1);
         assert_eq!(one.max_ts, Some(5000));
+        // Partition watermarks are only restored on the same worker count.
+        assert!(one.partitions.is_empty());
         assert_eq!(one.tally.lines, 7);
         assert_eq!(one.positions["f@100"], Position::Done);
     }

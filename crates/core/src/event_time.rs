@@ -64,7 +64,9 @@
 //! reading (and so also lets a device that keeps sending future readings drag
 //! the watermark ahead by as much).
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use iotflow_types::{Reading, Reject, RejectReason, SourcePos, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -81,8 +83,8 @@ use crate::bridge::{self, Recv};
 use crate::checkpoint::{Ack, Checkpoints, SourceState};
 use crate::codec::Decoder;
 use crate::context::JobContext;
-use crate::source::Resume;
 use crate::source::{Chunk, Source};
+use crate::source::{Position, Resume};
 use crate::state::{self, SnapshotError};
 use crate::tally::Tally;
 use crate::validate::Rules;
@@ -177,6 +179,12 @@ pub struct EventTimeConfig {
     /// `future_timestamp`) or `clamp` (its event time becomes the bound).
     /// Only used with [`max_skew_ms`](Self::max_skew_ms).
     pub skew_policy: SkewPolicy,
+    /// A partition (file split, Kafka partition, …) that sent nothing for
+    /// this long stops holding the watermark back, and rejoins with its next
+    /// chunk (its readings behind the watermark are then late). Default:
+    /// never (`None`); only matters for sources that read several
+    /// partitions at once.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 impl Default for EventTimeConfig {
@@ -188,6 +196,7 @@ impl Default for EventTimeConfig {
             channel_capacity: bridge::DEFAULT_CAPACITY,
             max_skew_ms: None,
             skew_policy: SkewPolicy::Reject,
+            idle_timeout_ms: None,
         }
     }
 }
@@ -239,6 +248,10 @@ const BOOTSTRAP_READINGS: usize = 3;
 #[derive(Debug)]
 struct Watermark {
     max_ts: Option<Timestamp>,
+    /// The largest event time of the partition being read.
+    part_max: Option<Timestamp>,
+    /// The least frontier of the other active partitions (`MAX`: none).
+    others: Timestamp,
     /// `max_ts − disorder + 1`: the source's frontier.
     frontier: Timestamp,
     disorder: u64,
@@ -255,6 +268,124 @@ struct Watermark {
     clamped: u64,
     /// Readings held while bootstrapping, each with its reject.
     boot: Vec<(Reading, Reject)>,
+}
+
+/// The watermark of each partition a source reads (file split, Kafka
+/// partition, Kinesis shard: a chunk's `resume.partition`; sources without
+/// positions are one partition).
+///
+/// The source's frontier is the least frontier of its *active* partitions,
+/// and never moves back: a partition that reads behind the others holds the
+/// watermark for the whole source, so its readings are not late merely
+/// because another partition ran ahead. A partition leaves when it is read
+/// to its end; with `idle_timeout_ms`, one that sent nothing for that long
+/// stops holding the watermark, and rejoins with its next chunk (judged
+/// against the watermark then). A source announces a partition before its
+/// data with an empty chunk, so that it holds the watermark from the start.
+#[derive(Debug, Default)]
+struct Partitions {
+    parts: BTreeMap<Arc<str>, PartWm>,
+    /// The partition whose maximum is in `Watermark::part_max`.
+    current: Option<Arc<str>>,
+    idle: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct PartWm {
+    max_ts: Option<Timestamp>,
+    last_seen: Instant,
+}
+
+impl Partitions {
+    fn restore(saved: &BTreeMap<String, Timestamp>, idle_ms: Option<u64>) -> Self {
+        let now = Instant::now();
+        Partitions {
+            parts: saved
+                .iter()
+                .map(|(k, m)| {
+                    (
+                        Arc::from(k.as_str()),
+                        PartWm {
+                            max_ts: Some(*m),
+                            last_seen: now,
+                        },
+                    )
+                })
+                .collect(),
+            current: None,
+            idle: idle_ms.map(Duration::from_millis),
+        }
+    }
+
+    /// Points `wm` at partition `key` before a chunk of it is read.
+    fn enter(&mut self, key: &Arc<str>, wm: &mut Watermark) {
+        let now = Instant::now();
+        if self.current.as_ref() != Some(key) {
+            if let Some(cur) = self.current.take()
+                && let Some(p) = self.parts.get_mut(&cur)
+            {
+                p.max_ts = wm.part_max;
+            }
+            let p = self.parts.entry(key.clone()).or_insert(PartWm {
+                max_ts: None,
+                last_seen: now,
+            });
+            wm.part_max = p.max_ts;
+            self.current = Some(key.clone());
+        }
+        if let Some(p) = self.parts.get_mut(key) {
+            p.last_seen = now;
+        }
+        wm.others = self
+            .least_frontier(Some(key), wm.disorder)
+            .unwrap_or(Timestamp::MAX);
+    }
+
+    /// After a chunk of `key`: keeps its maximum; forgets it once `done`.
+    fn leave(&mut self, key: &Arc<str>, done: bool, wm: &mut Watermark) {
+        if done {
+            self.parts.remove(key);
+            self.current = None;
+            wm.part_max = None;
+        } else if let Some(p) = self.parts.get_mut(key) {
+            p.max_ts = wm.part_max;
+        }
+    }
+
+    /// The least frontier of the active partitions other than `skip`.
+    fn least_frontier(&self, skip: Option<&Arc<str>>, disorder: u64) -> Option<Timestamp> {
+        let now = Instant::now();
+        self.parts
+            .iter()
+            .filter(|(k, _)| Some(*k) != skip)
+            .filter(|(_, p)| {
+                self.idle
+                    .is_none_or(|d| now.duration_since(p.last_seen) < d)
+            })
+            .map(|(_, p)| p.max_ts.map_or(0, |m| Watermark::frontier_of(m, disorder)))
+            .min()
+    }
+
+    /// Moves the frontier up to the least frontier of the active partitions
+    /// (after one finished or went idle).
+    fn settle(&self, wm: &mut Watermark) {
+        if let Some(m) = self.least_frontier(None, wm.disorder) {
+            wm.frontier = wm.frontier.max(m);
+        }
+    }
+
+    /// Whether an idle timeout could still move the frontier.
+    fn may_idle(&self) -> Option<Duration> {
+        self.idle.filter(|_| self.parts.len() > 1)
+    }
+
+    /// Every partition's maximum, for a checkpoint.
+    fn saved(&self) -> BTreeMap<String, Timestamp> {
+        self.parts
+            .iter()
+            .filter_map(|(k, p)| p.max_ts.map(|m| (k.to_string(), m)))
+            .collect()
+    }
 }
 
 /// The guard's verdict on a reading at or beyond the gate.
@@ -282,6 +413,8 @@ impl Watermark {
         };
         Watermark {
             max_ts,
+            part_max: max_ts,
+            others: Timestamp::MAX,
             frontier: max_ts.map_or(0, |m| Self::frontier_of(m, disorder)),
             disorder,
             lateness: config.lateness,
@@ -374,7 +507,16 @@ impl Watermark {
                 self.max_ts = Some(ts);
                 // Never below the anchor's gate; saturates at MAX when off.
                 self.gate = self.gate.max(ts.saturating_add(self.reach));
-                self.frontier = Self::frontier_of(ts, self.disorder);
+            }
+        }
+        match self.part_max {
+            Some(m) if m >= ts => {}
+            _ => {
+                self.part_max = Some(ts);
+                // The frontier is the least over the active partitions, and
+                // never moves back.
+                let f = Self::frontier_of(ts, self.disorder).min(self.others);
+                self.frontier = self.frontier.max(f);
             }
         }
         self.frontier
@@ -499,6 +641,7 @@ struct Logged {
     time: Timestamp,
     resume: Option<Resume>,
     max_ts: Option<Timestamp>,
+    partitions: BTreeMap<String, Timestamp>,
     tally: Tally,
 }
 
@@ -604,6 +747,8 @@ fn build_source<'scope>(
         let mut caps: Option<Vec<Capability<Timestamp>>> = Some(initial);
         let mut committed = restored.unwrap_or_default();
         let mut wm = Watermark::new(committed.max_ts, &config);
+        let mut parts = Partitions::restore(&committed.partitions, config.idle_timeout_ms);
+        let single: Arc<str> = Arc::from("");
         let mut tally = committed.tally.clone();
         let mut log: Vec<Logged> = Vec::new();
         let mut rejected_by: Vec<(RejectReason, u64)> = Vec::new();
@@ -625,6 +770,7 @@ fn build_source<'scope>(
                                     .insert(r.partition.to_string(), r.position);
                             }
                             committed.max_ts = l.max_ts;
+                            committed.partitions = l.partitions;
                             committed.tally = l.tally;
                         }
                         if let Some(at) = cap.retain_least(ACKS) {
@@ -661,6 +807,12 @@ fn build_source<'scope>(
             // re-activate ourselves while the channel has more.
             match if finished { Recv::Empty } else { rx.try_recv() } {
                 Recv::Item(Ok(chunk)) => {
+                    let key = chunk
+                        .resume
+                        .as_ref()
+                        .map_or(&single, |r| &r.partition)
+                        .clone();
+                    parts.enter(&key, &mut wm);
                     let (lines, bytes) = decode_chunk(
                         &chunk,
                         &mut *decoder,
@@ -677,6 +829,11 @@ fn build_source<'scope>(
                         .fetch_add(lines, std::sync::atomic::Ordering::Relaxed);
                     p.bytes
                         .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                    let done = chunk
+                        .resume
+                        .as_ref()
+                        .is_some_and(|r| r.position == Position::Done);
+                    parts.leave(&key, done, &mut wm);
                     (chunked, resume) = (true, chunk.resume);
                 }
                 Recv::Item(Err(e)) => {
@@ -687,6 +844,11 @@ fn build_source<'scope>(
                 Recv::Closed => finished = true,
             }
             let anchored = wm.settle(finished, &mut ok_buf, &mut late_buf, &mut rej_buf);
+            parts.settle(&mut wm);
+            if !chunked && let Some(idle) = parts.may_idle() {
+                // Look again when a quiet partition may have gone idle.
+                self_activator.activate_after((idle / 4).max(Duration::from_millis(1)));
+            }
             if chunked || anchored {
                 tally.valid += (ok_buf.len() + late_buf.len()) as u64;
                 tally.late += late_buf.len() as u64;
@@ -722,9 +884,12 @@ fn build_source<'scope>(
                         time: *held[0].time(),
                         resume: resume.take(),
                         max_ts: wm.max_ts,
+                        partitions: parts.saved(),
                         tally: tally.clone(),
                     });
                 }
+            }
+            if wm.frontier > *held[0].time() {
                 for c in held.iter_mut() {
                     c.downgrade(&wm.frontier);
                 }
