@@ -228,6 +228,11 @@ pub struct JobConfig {
     pub cluster: ClusterConfig,
     /// Bytes per file split (default 4 MiB).
     pub split_bytes: u64,
+    /// Read each worker's input files at the same time, with a watermark
+    /// per file, instead of one after the other (default false). For files
+    /// that each cover the same period (one per device or gateway); files
+    /// that follow each other in time are better read in order.
+    pub interleave_files: bool,
     /// How far (ms of event time) one worker's source may run ahead of the
     /// slowest worker before it pauses (default 60 000: six 10 s windows).
     /// Bounds window state when workers run at different speeds.
@@ -252,6 +257,7 @@ impl Default for JobConfig {
             output: OutputSpec::default(),
             cluster: ClusterConfig::default(),
             split_bytes: iotflow_file::source::DEFAULT_SPLIT_BYTES,
+            interleave_files: false,
             max_ahead_ms: 60_000,
             checkpoint: None,
         }
@@ -309,6 +315,7 @@ impl JobConfig {
             "zscore": self.zscore,
             "output": self.output,
             "split_bytes": self.split_bytes,
+            "interleave_files": self.interleave_files,
         });
         format!(
             "{:016x}",

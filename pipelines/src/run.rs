@@ -189,6 +189,7 @@ pub fn run(
     let job_cfg = cfg.clone();
     let job_ctx = ctx.clone();
     let job_ck = checkpointing.clone();
+    let interleave = cfg.interleave_files;
     let run_id = run_id();
     let results = iotflow_runtime::execute(&cfg.cluster, move |worker| -> Result<Tally, Error> {
         let index = worker.index();
@@ -197,9 +198,13 @@ pub fn run(
             (Some(g), _) if process == 0 => Box::new(g.source()),
             (Some(_), _) => Box::new(MemorySource::default()),
             (None, Some((_, _, positions))) => Box::new(
-                FileSource::for_worker(&splits, index, peers).with_resume(positions.clone()),
+                FileSource::for_worker(&splits, index, peers)
+                    .with_resume(positions.clone())
+                    .interleaved(interleave),
             ),
-            (None, None) => Box::new(FileSource::for_worker(&splits, index, peers)),
+            (None, None) => {
+                Box::new(FileSource::for_worker(&splits, index, peers).interleaved(interleave))
+            }
         };
         let total = Arc::new(Mutex::new(Tally::default()));
         let (handles, committer) = worker.dataflow::<u64, _, _>(|scope| {

@@ -3,6 +3,7 @@
 mod checkpoint;
 mod conservation;
 mod golden;
+mod partitions;
 mod props;
 mod reference;
 mod regression;

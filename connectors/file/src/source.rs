@@ -120,6 +120,7 @@ pub struct FileSource {
     chunk_bytes: usize,
     max_record_bytes: usize,
     resume: std::collections::HashMap<Arc<str>, Position>,
+    interleave: bool,
 }
 
 impl FileSource {
@@ -136,7 +137,20 @@ impl FileSource {
             chunk_bytes: 1 << 20,
             max_record_bytes: 1 << 20,
             resume: Default::default(),
+            interleave: false,
         }
+    }
+
+    /// Reads this worker's files at the same time (one thread each) instead
+    /// of one after the other: for files that each cover the same period
+    /// (one file per device or gateway), whose readings would otherwise be
+    /// late behind the files read before them. The event-time source keeps
+    /// a watermark per file and holds the least. Files that follow each
+    /// other in time are better read in order (the default): read at once,
+    /// the later ones wait in memory for the earliest.
+    pub fn interleaved(mut self, yes: bool) -> Self {
+        self.interleave = yes;
+        self
     }
 
     /// Resumes from saved positions (the last [`Resume`] of each partition,
@@ -351,12 +365,75 @@ impl Source for FileSource {
     }
 
     fn run(&mut self, out: &BridgeSender<Result<Chunk>>) -> Result<()> {
+        // This worker's splits, grouped by file (the plan keeps a file's
+        // splits together and in order).
+        let mut files: Vec<Vec<&Split>> = Vec::new();
         for split in &self.splits {
-            if !self.read_split(split, out)? || out.is_closed() {
-                break;
+            match files.last_mut() {
+                Some(f) if f[0].path == split.path => f.push(split),
+                _ => files.push(vec![split]),
             }
         }
-        Ok(())
+        if !self.interleave || files.len() < 2 {
+            for file in &files {
+                if !self.read_file(file, out)? {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        // Every file at once, each announced first so that it holds the
+        // watermark from the start (per-partition watermarks).
+        for file in &files {
+            let hello = Chunk {
+                source: file[0].path.clone(),
+                ..Chunk::default()
+            };
+            if out.send_blocking(Ok(hello)).is_err() {
+                return Ok(());
+            }
+        }
+        let this: &FileSource = self;
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = files
+                .iter()
+                .map(|file| scope.spawn(move || this.read_file(file, out)))
+                .collect();
+            let mut first_error = Ok(());
+            for r in readers {
+                let result = r
+                    .join()
+                    .unwrap_or(Err(Error::Disconnected("file reader thread panicked")));
+                if let (Err(e), true) = (result, first_error.is_ok()) {
+                    first_error = Err(e);
+                }
+            }
+            first_error
+        })
+    }
+}
+
+impl FileSource {
+    /// Reads one file's splits in order, then says the file is done (an
+    /// empty chunk whose position is `Done` for the file itself), so that
+    /// its watermark stops holding the source's. `false` if the worker is
+    /// gone.
+    fn read_file(&self, splits: &[&Split], out: &BridgeSender<Result<Chunk>>) -> Result<bool> {
+        for split in splits {
+            if !self.read_split(split, out)? || out.is_closed() {
+                return Ok(false);
+            }
+        }
+        let path = splits[0].path.clone();
+        let done = Chunk {
+            source: path.clone(),
+            resume: Some(Resume {
+                partition: path,
+                position: Position::Done,
+            }),
+            ..Chunk::default()
+        };
+        Ok(out.send_blocking(Ok(done)).is_ok())
     }
 }
 

@@ -118,6 +118,10 @@ struct RunArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics while running.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
+    /// Read each worker's input files at the same time, with a watermark per
+    /// file: for files that each cover the same period (one per device).
+    #[arg(long)]
+    interleave_files: bool,
     /// Take checkpoints in DIR (a local directory or s3://bucket/prefix):
     /// rerunning the same command after a crash or Ctrl-C resumes from the
     /// newest complete checkpoint, and outputs are exactly-once.
@@ -250,6 +254,9 @@ fn run(a: RunArgs) -> Result<bool> {
         cfg.cluster.addresses = ClusterConfig::read_hosts(h)?;
     } else if !a.addresses.is_empty() {
         cfg.cluster.addresses = a.addresses.clone();
+    }
+    if a.interleave_files {
+        cfg.interleave_files = true;
     }
     if let Some(dir) = &a.checkpoint_dir {
         let ck = cfg.checkpoint.get_or_insert_with(Default::default);

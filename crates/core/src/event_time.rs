@@ -270,9 +270,8 @@ struct Watermark {
     boot: Vec<(Reading, Reject)>,
 }
 
-/// The watermark of each partition a source reads (file split, Kafka
-/// partition, Kinesis shard: a chunk's `resume.partition`; sources without
-/// positions are one partition).
+/// The watermark of each partition a source reads (a chunk's `source`: a
+/// file, later a Kafka partition or a Kinesis shard).
 ///
 /// The source's frontier is the least frontier of its *active* partitions,
 /// and never moves back: a partition that reads behind the others holds the
@@ -281,7 +280,9 @@ struct Watermark {
 /// to its end; with `idle_timeout_ms`, one that sent nothing for that long
 /// stops holding the watermark, and rejoins with its next chunk (judged
 /// against the watermark then). A source announces a partition before its
-/// data with an empty chunk, so that it holds the watermark from the start.
+/// data with an empty chunk, so that it holds the watermark from the start,
+/// and ends it with an empty chunk whose `resume` says that partition is
+/// `Done`.
 #[derive(Debug, Default)]
 struct Partitions {
     parts: BTreeMap<Arc<str>, PartWm>,
@@ -491,7 +492,14 @@ impl Watermark {
     fn route(&mut self, r: Reading, ok: &mut Vec<Reading>, late: &mut Vec<Reading>) {
         // Monotone: the watermark only moves forward.
         self.observe(r.ts);
-        if self.lateness.horizon(r.ts) < self.frontier {
+        // Late when behind its own partition's watermark (which the
+        // source's frontier, the least over partitions, never exceeds
+        // unless the partition joined late): a decision that does not
+        // depend on how the partitions' chunks interleave.
+        let own = self
+            .part_max
+            .map_or(0, |m| Self::frontier_of(m, self.disorder));
+        if self.lateness.horizon(r.ts) < self.frontier.max(own) {
             late.push(r);
         } else {
             ok.push(r);
@@ -748,7 +756,6 @@ fn build_source<'scope>(
         let mut committed = restored.unwrap_or_default();
         let mut wm = Watermark::new(committed.max_ts, &config);
         let mut parts = Partitions::restore(&committed.partitions, config.idle_timeout_ms);
-        let single: Arc<str> = Arc::from("");
         let mut tally = committed.tally.clone();
         let mut log: Vec<Logged> = Vec::new();
         let mut rejected_by: Vec<(RejectReason, u64)> = Vec::new();
@@ -807,11 +814,7 @@ fn build_source<'scope>(
             // re-activate ourselves while the channel has more.
             match if finished { Recv::Empty } else { rx.try_recv() } {
                 Recv::Item(Ok(chunk)) => {
-                    let key = chunk
-                        .resume
-                        .as_ref()
-                        .map_or(&single, |r| &r.partition)
-                        .clone();
+                    let key = chunk.source.clone();
                     parts.enter(&key, &mut wm);
                     let (lines, bytes) = decode_chunk(
                         &chunk,
@@ -829,10 +832,12 @@ fn build_source<'scope>(
                         .fetch_add(lines, std::sync::atomic::Ordering::Relaxed);
                     p.bytes
                         .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
-                    let done = chunk
-                        .resume
-                        .as_ref()
-                        .is_some_and(|r| r.position == Position::Done);
+                    // An empty chunk whose position says its own source is
+                    // done ends that partition.
+                    let done = chunk.data.is_empty()
+                        && chunk.resume.as_ref().is_some_and(|r| {
+                            r.position == Position::Done && r.partition == chunk.source
+                        });
                     parts.leave(&key, done, &mut wm);
                     (chunked, resume) = (true, chunk.resume);
                 }

@@ -16,7 +16,7 @@ use iotflow_types::Reading;
 use timely::dataflow::operators::Inspect;
 
 /// A chunk of partition `p` with one reading per `ts` (empty: announces `p`).
-fn chunk(p: &str, ts: &[u64], done: bool) -> Chunk {
+fn chunk(p: &str, ts: &[u64], last: bool) -> Chunk {
     let mut data = Vec::new();
     for t in ts {
         data.extend_from_slice(
@@ -30,12 +30,23 @@ fn chunk(p: &str, ts: &[u64], done: bool) -> Chunk {
         data,
         resume: Some(Resume {
             partition: Arc::from(p),
-            position: if done {
+            position: if last {
                 Position::Done
             } else {
                 Position::Offset(ts.last().copied().unwrap_or(0))
             },
         }),
+    }
+}
+
+/// The empty chunk that says partition `p` is read to its end.
+fn done(p: &str) -> Chunk {
+    Chunk {
+        resume: Some(Resume {
+            partition: Arc::from(p),
+            position: Position::Done,
+        }),
+        ..chunk(p, &[], false)
     }
 }
 
@@ -140,7 +151,8 @@ fn a_finished_partition_stops_holding_the_watermark() {
     let script = vec![
         Some(chunk("a", &[], false)),
         Some(chunk("b", &[], false)),
-        Some(chunk("b", &[1_000, 2_000], true)),
+        Some(chunk("b", &[1_000, 2_000], false)),
+        Some(done("b")),
         Some(chunk("a", &[50_000, 60_000], false)),
         // Behind "a" by far more than the disorder: late now that "b" is done.
         Some(chunk("a", &[10_000], false)),
