@@ -47,7 +47,12 @@ fn files_covering_the_same_period_need_a_watermark_each() {
     // Split by device into 3 files, each spanning the whole period.
     let text = std::fs::read_to_string(&one).expect("read");
     let paths: Vec<String> = (0..3)
-        .map(|i| tmp.path().join(format!("part-{i}.ndjson")).display().to_string())
+        .map(|i| {
+            tmp.path()
+                .join(format!("part-{i}.ndjson"))
+                .display()
+                .to_string()
+        })
         .collect();
     let mut files: Vec<std::fs::File> = paths
         .iter()
