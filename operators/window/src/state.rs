@@ -119,6 +119,30 @@ impl<K: Eq + Hash + Clone> TumblingState<K> {
     }
 }
 
+impl<K: Eq + Hash + Clone + 'static> crate::windows::WindowLogic<K> for TumblingState<K> {
+    fn add(&mut self, key: K, ts: Timestamp, value: f64, _t: Timestamp) -> bool {
+        // Windows closed before the batch time have fired (the operator
+        // fires up to it first), so `closed_below` decides as the batch time
+        // would.
+        TumblingState::add(self, key, ts, value) == Placed::Open
+    }
+
+    fn fire(
+        &mut self,
+        bound: Option<Timestamp>,
+        emit: &mut impl FnMut(Timestamp, Vec<WindowResult<K>>),
+    ) {
+        let (size, allowed) = (self.size_ms, self.allowed_ms);
+        TumblingState::fire(self, bound, |results| {
+            if let Some(first) = results.first() {
+                // At the window's last instant (+ allowed lateness).
+                let at = first.start + size - 1 + allowed;
+                emit(at, results);
+            }
+        });
+    }
+}
+
 impl<K> KeyedState for TumblingState<K>
 where
     K: Eq + Hash + Clone + Serialize + serde::de::DeserializeOwned,

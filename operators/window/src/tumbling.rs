@@ -1,24 +1,17 @@
 use std::hash::Hash;
 use std::time::Duration;
 
-use iotflow_core::checkpoint::{
-    Ack, Checkpoints, EncodeFn, Epochs, Snapshot, Step, encoder, input_frontier,
-};
+use iotflow_core::checkpoint::{Checkpoints, Snapshot, encoder};
 use iotflow_core::event_time::Lateness;
-use iotflow_core::held::Held;
 use iotflow_core::state::SnapshotError;
 use iotflow_core::tally::Tally;
-use iotflow_types::{Reading, SeriesKey, Timestamp, WindowResult, stable_hash};
+use iotflow_types::{Reading, SeriesKey, Timestamp, WindowResult};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use crate::state::{Placed, TumblingState};
+use crate::state::TumblingState;
+use crate::windows::window_operator;
 
 /// Configuration of a tumbling window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,7 +126,11 @@ impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
         K: Clone + Eq + Hash + Send + 'static,
         F: Fn(&Reading) -> K + Clone + 'static,
     {
-        build(self, name, config, key, None)
+        let state = Snapshot {
+            state: TumblingState::new(config.size_ms, config.allowed_lateness_ms),
+            tally: Tally::default(),
+        };
+        window_operator(self, name, key, state, None)
     }
 }
 
@@ -166,146 +163,14 @@ impl<'scope> TumblingCheckpointed<'scope> for StreamVec<'scope, Timestamp, Readi
         K: Clone + Eq + Hash + Send + Serialize + DeserializeOwned + 'static,
         F: Fn(&Reading) -> K + Clone + 'static,
     {
-        let restored = checkpoints.restore::<Snapshot<TumblingState<K>>>(name)?;
-        let hooks = Hooks {
-            checkpoints,
-            restored,
-            encode: encoder::<TumblingState<K>>(),
-        };
-        Ok(build(self, name, config, key, Some(hooks)))
-    }
-}
-
-/// What a checkpointed operator needs besides its logic.
-struct Hooks<'a, 'scope, S> {
-    checkpoints: &'a Checkpoints<'scope>,
-    restored: Option<Snapshot<S>>,
-    encode: EncodeFn<S>,
-}
-
-/// The window operator. Input is applied in time order once the frontier
-/// has passed it (see [`iotflow_core::checkpoint::Epochs`]), so the state at
-/// any frontier, and at every checkpoint, is "all readings stamped before it".
-fn build<'scope, K, F>(
-    stream: StreamVec<'scope, Timestamp, Reading>,
-    name: &str,
-    config: &TumblingConfig,
-    key: F,
-    hooks: Option<Hooks<'_, 'scope, TumblingState<K>>>,
-) -> WindowStreams<'scope, K>
-where
-    K: Clone + Eq + Hash + Send + 'static,
-    F: Fn(&Reading) -> K + Clone + 'static,
-{
-    const ACKS: usize = 3;
-    let mut builder = OperatorBuilder::new(name.to_owned(), stream.scope());
-    let worker = stream.scope().index();
-    let route_key = key.clone();
-    let pact = Exchange::new(move |r: &Reading| stable_hash(&route_key(r)));
-    let mut input = builder.new_input(stream, pact);
-    let mut control = hooks
-        .as_ref()
-        .map(|h| builder.new_input(h.checkpoints.control(), Pipeline));
-    let (windows_out, windows) = builder.new_output();
-    let (late_out, late) = builder.new_output();
-    let (tally_out, tally) = builder.new_output();
-    let (acks_out, acks) = builder.new_output();
-    let mut windows_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult<K>>>>::from(windows_out);
-    let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
-    let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
-    let mut acks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ack>>>::from(acks_out);
-    let size_ms = config.size_ms.max(1);
-    let allowed_ms = config.allowed_lateness_ms;
-    let (restored, encode) = match hooks {
-        Some(h) => {
-            h.checkpoints.add_acks(acks);
-            (h.restored, Some(h.encode))
-        }
-        None => (None, None),
-    };
-    let op_name = name.to_owned();
-
-    builder.build(move |mut caps| {
-        caps.truncate(ACKS);
-        // Held at the input frontier: results go out at max(frontier, window end).
-        let mut caps = Held::new(caps);
-        let Snapshot {
-            state: mut st,
-            mut tally,
-        } = restored.unwrap_or_else(|| Snapshot {
-            state: TumblingState::<K>::new(size_ms, allowed_ms),
-            tally: Tally::default(),
-        });
-        let mut epochs: Epochs<Reading> = Epochs::default();
-        let mut late_buf = Vec::new();
-        move |frontiers| {
-            let Some(held) = caps.get() else { return };
-            let mut windows_out = windows_out.activate();
-            let mut late_out = late_out.activate();
-            let mut acks_out = acks_out.activate();
-            input.for_each(|cap, data| epochs.push_message(&cap, data));
-            if let Some(control) = control.as_mut() {
-                control.for_each(|cap, data| epochs.request_message(&cap, data, ACKS));
-            }
-            let frontier = input_frontier(frontiers);
-            let now = *held[0].time();
-            // Fires windows closed at `bound`, each at its last instant (+
-            // allowed lateness): strictly below the frontier that fired it,
-            // so a downstream operator whose frontier passed T has every
-            // result stamped < T.
-            let mut fire =
-                |st: &mut TumblingState<K>, tally: &mut Tally, bound: Option<Timestamp>| {
-                    st.fire(bound, |results| {
-                        let Some(first) = results.first() else { return };
-                        let last = first.end - 1 + allowed_ms;
-                        let at = held[0].delayed(&now.max(last));
-                        tally.windows += results.len() as u64;
-                        tally.windowed += results.iter().map(|w| w.stats.count).sum::<u64>();
-                        windows_out.session(&at).give_iterator(results.into_iter());
-                    });
-                };
-            epochs.drain(frontier, |step| match step {
-                Step::Batch(t, data) => {
-                    for r in data {
-                        let k = key(&r);
-                        if st.add(k, r.ts, r.value) == Placed::Late {
-                            late_buf.push(r);
-                        }
-                    }
-                    if !late_buf.is_empty() {
-                        tally.late += late_buf.len() as u64;
-                        let at = held[1].delayed(&t.max(now));
-                        late_out.session(&at).give_iterator(late_buf.drain(..));
-                    }
-                }
-                Step::Checkpoint(ck, at) => {
-                    fire(&mut st, &mut tally, (!ck.is_final()).then_some(ck.time));
-                    if let Some(encode) = &encode {
-                        let ack = Ack::of_state(
-                            &ck,
-                            &op_name,
-                            worker,
-                            encode(&st, &tally),
-                            tally.clone(),
-                        );
-                        acks_out.session(&at).give(ack);
-                    }
-                }
+        let state = checkpoints
+            .restore::<Snapshot<TumblingState<K>>>(name)?
+            .unwrap_or_else(|| Snapshot {
+                state: TumblingState::new(config.size_ms, config.allowed_lateness_ms),
+                tally: Tally::default(),
             });
-            fire(&mut st, &mut tally, frontier);
-            if let Some(last) = caps.follow(frontier) {
-                tally_out
-                    .activate()
-                    .session(&last[2])
-                    .give(std::mem::take(&mut tally));
-            }
-        }
-    });
-    WindowStreams {
-        windows,
-        late,
-        tally,
+        let hooks = Some((checkpoints, encoder::<TumblingState<K>>()));
+        Ok(window_operator(self, name, key, state, hooks))
     }
 }
 

@@ -575,114 +575,155 @@ impl<'scope> Windowed<'scope> for StreamVec<'scope, Timestamp, Reading> {
         K: Clone + Eq + Hash + Send + Serialize + DeserializeOwned + 'static,
         F: Fn(&Reading) -> K + Clone + 'static,
     {
-        const ACKS: usize = 3;
         let restored = match checkpoints {
             Some(c) => c.restore::<Snapshot<WindowState<K>>>(name)?,
             None => None,
         };
-        let encode: Option<EncodeFn<WindowState<K>>> = checkpoints.map(|_| encoder());
-        let worker = self.scope().index();
-        let mut builder = OperatorBuilder::new(name.to_owned(), self.scope());
-        let route_key = key.clone();
-        let pact = Exchange::new(move |r: &Reading| stable_hash(&route_key(r)));
-        let mut input = builder.new_input(self, pact);
-        let mut control = checkpoints.map(|c| builder.new_input(c.control(), Pipeline));
-        let (windows_out, windows) = builder.new_output();
-        let (late_out, late) = builder.new_output();
-        let (tally_out, tally) = builder.new_output();
-        let (acks_out, acks) = builder.new_output();
-        if let Some(c) = checkpoints {
-            c.add_acks(acks);
-        }
-        let mut windows_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult<K>>>>::from(windows_out);
-        let mut late_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
-        let mut tally_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
-        let mut acks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ack>>>::from(acks_out);
-        let initial = spec.state::<K>();
-        let op_name = name.to_owned();
-
-        builder.build(move |mut caps| {
-            caps.truncate(ACKS);
-            let mut caps = Held::new(caps);
-            let Snapshot {
-                state: mut st,
-                mut tally,
-            } = restored.unwrap_or(Snapshot {
-                state: initial,
-                tally: Tally::default(),
-            });
-            let mut epochs: Epochs<Reading> = Epochs::default();
-            let mut late_buf: VecDeque<Reading> = VecDeque::new();
-            move |frontiers| {
-                let Some(held) = caps.get() else { return };
-                let mut windows_out = windows_out.activate();
-                let mut late_out = late_out.activate();
-                let mut acks_out = acks_out.activate();
-                input.for_each(|cap, data| epochs.push_message(&cap, data));
-                if let Some(control) = control.as_mut() {
-                    control.for_each(|cap, data| epochs.request_message(&cap, data, ACKS));
-                }
-                let frontier = input_frontier(frontiers);
-                let now = *held[0].time();
-                let mut emit =
-                    |at: Timestamp, mut results: Vec<WindowResult<K>>, tally: &mut Tally| {
-                        tally.windows += results.len() as u64;
-                        let cap = held[0].delayed(&now.max(at));
-                        // A window's results go out as one container, uncopied.
-                        windows_out.session(&cap).give_container(&mut results);
-                    };
-                epochs.drain(frontier, |step| match step {
-                    Step::Batch(t, data) => {
-                        // Everything that closed before `t` fires first, so
-                        // what a reading joins depends on its batch time
-                        // only, not on how the frontier advanced.
-                        st.fire(Some(t), &mut |s, r| emit(s, r, &mut tally));
-                        for r in data {
-                            if st.add(key(&r), r.ts, r.value, t) {
-                                // Counted once, however many windows it is in.
-                                tally.windowed += 1;
-                            } else {
-                                late_buf.push_back(r);
-                            }
-                        }
-                        if !late_buf.is_empty() {
-                            tally.late += late_buf.len() as u64;
-                            let at = held[1].delayed(&t.max(now));
-                            late_out.session(&at).give_iterator(late_buf.drain(..));
-                        }
-                    }
-                    Step::Checkpoint(ck, at) => {
-                        let bound = (!ck.is_final()).then_some(ck.time);
-                        st.fire(bound, &mut |s, r| emit(s, r, &mut tally));
-                        if let Some(encode) = &encode {
-                            let ack = Ack::of_state(
-                                &ck,
-                                &op_name,
-                                worker,
-                                encode(&st, &tally),
-                                tally.clone(),
-                            );
-                            acks_out.session(&at).give(ack);
-                        }
-                    }
-                });
-                st.fire(frontier, &mut |s, r| emit(s, r, &mut tally));
-                if let Some(last) = caps.follow(frontier) {
-                    tally_out
-                        .activate()
-                        .session(&last[2])
-                        .give(std::mem::take(&mut tally));
-                }
-            }
+        let state = restored.unwrap_or(Snapshot {
+            state: spec.state::<K>(),
+            tally: Tally::default(),
         });
-        Ok(WindowStreams {
-            windows,
-            late,
-            tally,
-        })
+        let hooks = checkpoints.map(|c| (c, encoder::<WindowState<K>>()));
+        Ok(window_operator(self, name, key, state, hooks))
+    }
+}
+
+/// What the window operator needs of its state: fold readings in, fire
+/// closed windows.
+pub(crate) trait WindowLogic<K>: 'static {
+    /// Folds a reading sent at batch time `t` in; `false` if it is late.
+    fn add(&mut self, key: K, ts: Timestamp, value: f64, t: Timestamp) -> bool;
+    /// Fires every window closed below `bound` (`None`: all), calling
+    /// `emit(stamp, results)` per window, stamped below `bound`.
+    fn fire(
+        &mut self,
+        bound: Option<Timestamp>,
+        emit: &mut impl FnMut(Timestamp, Vec<WindowResult<K>>),
+    );
+}
+
+impl<K: Eq + Hash + Clone + 'static> WindowLogic<K> for WindowState<K> {
+    fn add(&mut self, key: K, ts: Timestamp, value: f64, t: Timestamp) -> bool {
+        WindowState::add(self, key, ts, value, t)
+    }
+    fn fire(
+        &mut self,
+        bound: Option<Timestamp>,
+        emit: &mut impl FnMut(Timestamp, Vec<WindowResult<K>>),
+    ) {
+        WindowState::fire(self, bound, emit);
+    }
+}
+
+/// The window operator shared by every window kind: readings exchanged by
+/// key, applied in time order once the frontier has passed them (see
+/// [`Epochs`]), so the state at any frontier and at every checkpoint is "all
+/// readings stamped before it"; with `hooks`, part of every checkpoint.
+pub(crate) fn window_operator<'scope, K, F, S>(
+    stream: StreamVec<'scope, Timestamp, Reading>,
+    name: &str,
+    key: F,
+    state: Snapshot<S>,
+    hooks: Option<(&Checkpoints<'scope>, EncodeFn<S>)>,
+) -> WindowStreams<'scope, K>
+where
+    K: Clone + Eq + Hash + Send + 'static,
+    F: Fn(&Reading) -> K + Clone + 'static,
+    S: WindowLogic<K>,
+{
+    const ACKS: usize = 3;
+    let worker = stream.scope().index();
+    let mut builder = OperatorBuilder::new(name.to_owned(), stream.scope());
+    let route_key = key.clone();
+    let pact = Exchange::new(move |r: &Reading| stable_hash(&route_key(r)));
+    let mut input = builder.new_input(stream, pact);
+    let mut control = hooks
+        .as_ref()
+        .map(|(c, _)| builder.new_input(c.control(), Pipeline));
+    let (windows_out, windows) = builder.new_output();
+    let (late_out, late) = builder.new_output();
+    let (tally_out, tally) = builder.new_output();
+    let (acks_out, acks) = builder.new_output();
+    let encode = hooks.map(|(c, encode)| {
+        c.add_acks(acks);
+        encode
+    });
+    let mut windows_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult<K>>>>::from(windows_out);
+    let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
+    let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
+    let mut acks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ack>>>::from(acks_out);
+    let op_name = name.to_owned();
+
+    builder.build(move |mut caps| {
+        caps.truncate(ACKS);
+        let mut caps = Held::new(caps);
+        let Snapshot {
+            state: mut st,
+            mut tally,
+        } = state;
+        let mut epochs: Epochs<Reading> = Epochs::default();
+        let mut late_buf: Vec<Reading> = Vec::new();
+        move |frontiers| {
+            let Some(held) = caps.get() else { return };
+            let mut windows_out = windows_out.activate();
+            let mut late_out = late_out.activate();
+            let mut acks_out = acks_out.activate();
+            input.for_each(|cap, data| epochs.push_message(&cap, data));
+            if let Some(control) = control.as_mut() {
+                control.for_each(|cap, data| epochs.request_message(&cap, data, ACKS));
+            }
+            let frontier = input_frontier(frontiers);
+            let now = *held[0].time();
+            let mut emit = |at: Timestamp, mut results: Vec<WindowResult<K>>, tally: &mut Tally| {
+                tally.windows += results.len() as u64;
+                let cap = held[0].delayed(&now.max(at));
+                // A window's results go out as one container, uncopied.
+                windows_out.session(&cap).give_container(&mut results);
+            };
+            epochs.drain(frontier, |step| match step {
+                Step::Batch(t, data) => {
+                    // Everything that closed before `t` fires first, so what
+                    // a reading joins depends on its batch time only, not on
+                    // how the frontier advanced.
+                    st.fire(Some(t), &mut |s, r| emit(s, r, &mut tally));
+                    for r in data {
+                        if st.add(key(&r), r.ts, r.value, t) {
+                            // Counted once, however many windows it is in.
+                            tally.windowed += 1;
+                        } else {
+                            late_buf.push(r);
+                        }
+                    }
+                    if !late_buf.is_empty() {
+                        tally.late += late_buf.len() as u64;
+                        let at = held[1].delayed(&t.max(now));
+                        late_out.session(&at).give_iterator(late_buf.drain(..));
+                    }
+                }
+                Step::Checkpoint(ck, at) => {
+                    let bound = (!ck.is_final()).then_some(ck.time);
+                    st.fire(bound, &mut |s, r| emit(s, r, &mut tally));
+                    if let Some(encode) = &encode {
+                        let encoded = encode(&st, &tally);
+                        let ack = Ack::of_state(&ck, &op_name, worker, encoded, tally.clone());
+                        acks_out.session(&at).give(ack);
+                    }
+                }
+            });
+            st.fire(frontier, &mut |s, r| emit(s, r, &mut tally));
+            if let Some(last) = caps.follow(frontier) {
+                tally_out
+                    .activate()
+                    .session(&last[2])
+                    .give(std::mem::take(&mut tally));
+            }
+        }
+    });
+    WindowStreams {
+        windows,
+        late,
+        tally,
     }
 }
 
