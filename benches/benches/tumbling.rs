@@ -1,70 +1,16 @@
 //! The keyed 10 s tumbling window (`Tumbling::tumbling`) over 1M pre-decoded
-//! fleet-v1 readings in a 1-worker timely dataflow.
-//!
-//! Readings enter through an `InputHandle` in batches of 10,000 whose timely
-//! time follows the fleet-v1 watermark (max ts − 2000 ms + 1), as the
-//! event-time source does, so windows fire as event time advances instead of
-//! all at the end. Decoding and validation are not measured; building the
-//! dataflow is (about a millisecond, negligible next to 1M readings).
+//! fleet-v1 readings in a 1-worker timely dataflow, fed as the event-time
+//! source would (see [`iotflow_benches::run_window`]). Decoding and
+//! validation are not measured.
 
-use std::cell::Cell;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use iotflow_benches::{decoded, fleet_lines};
+use iotflow_benches::{decoded, fleet_lines, run_window};
 use iotflow_core::validate::Rules;
-use iotflow_types::Reading;
 use iotflow_window::Tumbling;
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::{Input, Inspect, Probe};
-use timely::dataflow::{InputHandle, ProbeHandle};
 
 const READINGS: u64 = 1_000_000;
-const BATCH: usize = 10_000;
-const DISORDER_MS: u64 = 2_000;
-
-/// Runs the window over `readings` once; returns (windows emitted, elapsed).
-fn run_once(readings: Vec<Reading>) -> (u64, Duration) {
-    timely::execute_directly(move |worker| {
-        let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Reading>>>::new();
-        let probe = ProbeHandle::new();
-        let windows = Rc::new(Cell::new(0u64));
-        let seen = windows.clone();
-        worker.dataflow::<u64, _, _>(|scope| {
-            scope
-                .input_from(&mut input)
-                .tumbling("tumbling", Duration::from_secs(10))
-                .windows
-                .inspect(move |_| seen.set(seen.get() + 1))
-                .probe_with(&probe);
-        });
-        let started = Instant::now();
-        let mut max_ts = 0u64;
-        let mut readings = readings.into_iter();
-        loop {
-            let mut sent = 0;
-            for r in readings.by_ref().take(BATCH) {
-                max_ts = max_ts.max(r.ts);
-                input.send(r);
-                sent += 1;
-            }
-            if sent == 0 {
-                break;
-            }
-            let frontier = max_ts.saturating_sub(DISORDER_MS) + 1;
-            if frontier > *input.time() {
-                input.advance_to(frontier);
-            }
-            while probe.less_than(input.time()) {
-                worker.step();
-            }
-        }
-        drop(input);
-        while worker.step() {}
-        (windows.get(), started.elapsed())
-    })
-}
 
 fn tumbling(c: &mut Criterion) {
     let rules = Rules::fleet_default();
@@ -78,7 +24,9 @@ fn tumbling(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 // The clone is made outside the measured time.
-                let (windows, elapsed) = run_once(readings.clone());
+                let (windows, elapsed) = run_window(readings.clone(), |s| {
+                    s.tumbling("tumbling", Duration::from_secs(10)).windows
+                });
                 assert!(windows > 0);
                 total += elapsed;
             }

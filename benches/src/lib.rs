@@ -3,7 +3,8 @@
 //! - `benches/parse.rs`: NDJSON parsing, our decoder against serde_json,
 //!   simd-json and sonic-rs.
 //! - `benches/validate.rs`: `Rules::check` over decoded readings.
-//! - `benches/tumbling.rs`: the keyed tumbling window in a 1-worker dataflow.
+//! - `benches/tumbling.rs`, `benches/windows.rs`: the keyed window kinds in a
+//!   1-worker dataflow.
 //! - `src/bin/fleet_e2e.rs`: the whole fleet pipeline, lines/s per worker
 //!   count and p50/p99 latency under a rate-limited source.
 //!
@@ -40,4 +41,61 @@ pub fn fleet_lines(lines: u64, seed: u64) -> Vec<Vec<u8>> {
 pub fn decoded(lines: &[Vec<u8>]) -> Vec<Reading> {
     let mut dec = JsonDecoder::new();
     lines.iter().filter_map(|l| dec.decode(l).ok()).collect()
+}
+
+/// Builds a window on a stream of readings and returns its results.
+pub type BuildWindow =
+    for<'scope> fn(
+        timely::dataflow::StreamVec<'scope, u64, Reading>,
+    ) -> timely::dataflow::StreamVec<'scope, u64, iotflow_types::WindowResult>;
+
+/// Runs a window built by `build` over `readings` once in a 1-worker
+/// dataflow: readings enter in batches of 10,000 whose timely time follows
+/// the fleet-v1 watermark (max ts − 2000 ms + 1), as the event-time source
+/// sends them, so windows fire as event time advances. Returns (results
+/// emitted, elapsed); building the dataflow is timed (about a millisecond).
+pub fn run_window(readings: Vec<Reading>, build: BuildWindow) -> (u64, std::time::Duration) {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::operators::{Input, Inspect, Probe};
+    use timely::dataflow::{InputHandle, ProbeHandle};
+
+    const BATCH: usize = 10_000;
+    const DISORDER_MS: u64 = 2_000;
+    timely::execute_directly(move |worker| {
+        let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Reading>>>::new();
+        let probe = ProbeHandle::new();
+        let windows = Rc::new(Cell::new(0u64));
+        let seen = windows.clone();
+        worker.dataflow::<u64, _, _>(|scope| {
+            build(scope.input_from(&mut input))
+                .inspect(move |_| seen.set(seen.get() + 1))
+                .probe_with(&probe);
+        });
+        let started = std::time::Instant::now();
+        let mut max_ts = 0u64;
+        let mut readings = readings.into_iter();
+        loop {
+            let mut sent = 0;
+            for r in readings.by_ref().take(BATCH) {
+                max_ts = max_ts.max(r.ts);
+                input.send(r);
+                sent += 1;
+            }
+            if sent == 0 {
+                break;
+            }
+            let frontier = max_ts.saturating_sub(DISORDER_MS) + 1;
+            if frontier > *input.time() {
+                input.advance_to(frontier);
+            }
+            while probe.less_than(input.time()) {
+                worker.step();
+            }
+        }
+        drop(input);
+        while worker.step() {}
+        (windows.get(), started.elapsed())
+    })
 }

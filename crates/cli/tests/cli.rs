@@ -48,6 +48,17 @@ fn window_rows(dir: &Path) -> Vec<String> {
     rows
 }
 
+/// The uninterrupted reference: 1 worker, CSV outputs; its summary.
+fn one_worker_csv(input: &Path, out: &Path) -> serde_json::Value {
+    summary(&ok(run(
+        input,
+        out,
+        &["-w", "1", "--format", "csv", "--summary", "json"],
+    )
+    .output()
+    .expect("spawn")))
+}
+
 /// Summary counts two runs of one job must agree on.
 fn same_counts(a: &serde_json::Value, b: &serde_json::Value) {
     for key in [
@@ -112,13 +123,7 @@ fn two_processes_on_localhost_match_one_process() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = generate(tmp.path(), 60_000);
     let one = tmp.path().join("one");
-    let s1 = summary(&ok(run(
-        &input,
-        &one,
-        &["-w", "1", "--format", "csv", "--summary", "json"],
-    )
-    .output()
-    .expect("spawn")));
+    let s1 = one_worker_csv(&input, &one);
 
     let two = tmp.path().join("two");
     let addrs = format!("127.0.0.1:{},127.0.0.1:{}", free_port(), free_port());
@@ -282,13 +287,7 @@ fn a_killed_cluster_resumes_from_its_checkpoint() {
     let tmp = tempfile::tempdir().expect("tmp");
     let input = generate(tmp.path(), 400_000);
     let one = tmp.path().join("one");
-    let s1 = summary(&ok(run(
-        &input,
-        &one,
-        &["-w", "1", "--format", "csv", "--summary", "json"],
-    )
-    .output()
-    .expect("spawn")));
+    let s1 = one_worker_csv(&input, &one);
 
     let two = tmp.path().join("two");
     let ck = tmp.path().join("ck");

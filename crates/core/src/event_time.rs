@@ -380,11 +380,12 @@ impl Partitions {
         self.idle.filter(|_| self.parts.len() > 1)
     }
 
-    /// Every partition's maximum, for a checkpoint.
-    fn saved(&self) -> BTreeMap<String, Timestamp> {
+    /// Every partition's maximum, for the checkpoint log (shared keys: no
+    /// string copies per chunk).
+    fn saved(&self) -> Vec<(Arc<str>, Timestamp)> {
         self.parts
             .iter()
-            .filter_map(|(k, p)| p.max_ts.map(|m| (k.to_string(), m)))
+            .filter_map(|(k, p)| p.max_ts.map(|m| (k.clone(), m)))
             .collect()
     }
 }
@@ -649,7 +650,7 @@ struct Logged {
     time: Timestamp,
     resume: Option<Resume>,
     max_ts: Option<Timestamp>,
-    partitions: BTreeMap<String, Timestamp>,
+    partitions: Vec<(Arc<str>, Timestamp)>,
     tally: Tally,
 }
 
@@ -770,14 +771,23 @@ fn build_source<'scope>(
                     for ck in data.drain(..) {
                         // Every chunk sent before `ck.time` is in the log.
                         let upto = log.partition_point(|l| l.time < ck.time);
+                        let mut last = None;
                         for l in log.drain(..upto) {
-                            if let Some(r) = l.resume {
+                            if let Some(r) = &l.resume {
                                 committed
                                     .positions
-                                    .insert(r.partition.to_string(), r.position);
+                                    .insert(r.partition.to_string(), r.position.clone());
                             }
+                            last = Some(l);
+                        }
+                        // Watermark and counts are the last chunk's.
+                        if let Some(l) = last {
                             committed.max_ts = l.max_ts;
-                            committed.partitions = l.partitions;
+                            committed.partitions = l
+                                .partitions
+                                .iter()
+                                .map(|(k, m)| (k.to_string(), *m))
+                                .collect();
                             committed.tally = l.tally;
                         }
                         if let Some(at) = cap.retain_least(ACKS) {

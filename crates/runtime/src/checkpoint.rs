@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use iotflow_core::checkpoint::{Ack, Checkpoint, FINAL, OutputFile, Part, Restored};
 use iotflow_core::context::JobContext;
-use iotflow_core::state::{self, SnapshotError};
+use iotflow_core::state;
 use iotflow_core::tally::Tally;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -634,23 +634,33 @@ impl Recovery {
 }
 
 /// Why a checkpoint cannot be used.
+#[derive(Debug)]
+enum Unusable {
+    /// No manifest: a run stopped before the checkpoint completed.
+    Incomplete,
+    /// A manifest, but it or a part does not check out.
+    Corrupt(String),
+}
+
+/// Reads and verifies checkpoint `id`.
 fn check(
     store: &CheckpointStore,
     id: u64,
     job: &str,
-) -> Result<Result<(Manifest, Restored), String>, CheckpointError> {
+) -> Result<Result<(Manifest, Restored), Unusable>, CheckpointError> {
     let Some(bytes) = store.get(&manifest_path(id))? else {
-        return Ok(Err("no manifest (interrupted before it completed)".into()));
+        return Ok(Err(Unusable::Incomplete));
     };
+    let corrupt = |why: String| Ok(Err(Unusable::Corrupt(why)));
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
         Ok(m) => m,
-        Err(e) => return Ok(Err(format!("manifest unreadable: {e}"))),
+        Err(e) => return corrupt(format!("manifest unreadable: {e}")),
     };
     if manifest.format != FORMAT || manifest.id != id {
-        return Ok(Err(format!(
+        return corrupt(format!(
             "manifest of format {} / id {} where {FORMAT} / {id} was expected",
             manifest.format, manifest.id
-        )));
+        ));
     }
     if manifest.job != job {
         return Err(CheckpointError::OtherJob {
@@ -660,20 +670,20 @@ fn check(
     let mut parts: BTreeMap<String, Vec<(usize, Vec<u8>)>> = BTreeMap::new();
     for p in &manifest.parts {
         let Some(bytes) = store.get(&p.path)? else {
-            return Ok(Err(format!("part {} is missing", p.path)));
+            return corrupt(format!("part {} is missing", p.path));
         };
         if bytes.len() as u64 != p.bytes || crc32fast::hash(&bytes) != p.crc32 {
-            return Ok(Err(format!(
+            return corrupt(format!(
                 "part {} has {} bytes / crc {:08x}, manifest says {} / {:08x}",
                 p.path,
                 bytes.len(),
                 crc32fast::hash(&bytes),
                 p.bytes,
                 p.crc32
-            )));
+            ));
         }
         if let Err(e) = state::check(&bytes) {
-            return Ok(Err(format!("part {}: {e}", p.path)));
+            return corrupt(format!("part {}: {e}", p.path));
         }
         parts
             .entry(p.name.clone())
@@ -729,18 +739,18 @@ pub fn recover(
                     next_id: id + 1,
                 });
             }
-            Err(why) => {
-                if manifest_exists(store, id)? {
-                    tracing::warn!(
-                        checkpoint = id,
-                        "checkpoint {id} is corrupt ({why}); falling back to the previous one"
-                    );
-                } else {
-                    tracing::info!(
-                        checkpoint = id,
-                        "checkpoint {id} is incomplete ({why}); ignoring it"
-                    );
-                }
+            Err(Unusable::Corrupt(why)) => {
+                tracing::warn!(
+                    checkpoint = id,
+                    "checkpoint {id} is corrupt ({why}); falling back to the previous one"
+                );
+                broken.push(id);
+            }
+            Err(Unusable::Incomplete) => {
+                tracing::info!(
+                    checkpoint = id,
+                    "checkpoint {id} is incomplete (no manifest: interrupted before it completed); ignoring it"
+                );
                 broken.push(id);
             }
         }
@@ -756,13 +766,6 @@ pub fn recover(
         next_id: 1,
     })
 }
-
-fn manifest_exists(store: &CheckpointStore, id: u64) -> Result<bool, StoreError> {
-    Ok(store.get(&manifest_path(id))?.is_some())
-}
-
-/// Decoding errors of restored state, for callers that restore.
-pub type RestoreError = SnapshotError;
 
 #[cfg(test)]
 mod tests {

@@ -44,56 +44,61 @@ impl Drop for MetricsServer {
 pub fn render(ctx: &JobContext, process: usize) -> String {
     let p = &ctx.progress;
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
+    let mut metric = |kind: &str, name: &str, help: &str, value: u64| {
         out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{process=\"{process}\"}} {value}\n"
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{process=\"{process}\"}} {value}\n"
         ));
     };
-    counter(
-        "iotflow_records_read_total",
-        "Records (non-blank lines) read by sources.",
-        Progress::get(&p.lines),
-    );
-    counter(
-        "iotflow_bytes_read_total",
-        "Bytes read by sources.",
-        Progress::get(&p.bytes),
-    );
-    counter(
-        "iotflow_rejected_total",
-        "Records rejected by decoding or validation.",
-        Progress::get(&p.rejected),
-    );
-    counter(
-        "iotflow_late_total",
-        "Valid readings that arrived after their window closed.",
-        Progress::get(&p.late),
-    );
-    counter(
-        "iotflow_failures_total",
-        "Source or sink failures.",
-        ctx.failures().len() as u64,
-    );
-    counter(
-        "iotflow_checkpoints_total",
-        "Checkpoints completed (manifest written) by this process.",
-        Progress::get(&p.checkpoints),
-    );
-    let mut gauge = |name: &str, help: &str, value: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{process=\"{process}\"}} {value}\n"
-        ));
-    };
-    gauge(
-        "iotflow_checkpoint_state_bytes",
-        "State bytes of the last completed checkpoint.",
-        Progress::get(&p.checkpoint_bytes),
-    );
-    gauge(
-        "iotflow_checkpoint_duration_ms",
-        "Request-to-manifest time of the last completed checkpoint (ms).",
-        Progress::get(&p.checkpoint_ms),
-    );
+    let counters = [
+        (
+            "iotflow_records_read_total",
+            "Records (non-blank lines) read by sources.",
+            Progress::get(&p.lines),
+        ),
+        (
+            "iotflow_bytes_read_total",
+            "Bytes read by sources.",
+            Progress::get(&p.bytes),
+        ),
+        (
+            "iotflow_rejected_total",
+            "Records rejected by decoding or validation.",
+            Progress::get(&p.rejected),
+        ),
+        (
+            "iotflow_late_total",
+            "Valid readings that arrived after their window closed.",
+            Progress::get(&p.late),
+        ),
+        (
+            "iotflow_failures_total",
+            "Source or sink failures.",
+            ctx.failures().len() as u64,
+        ),
+        (
+            "iotflow_checkpoints_total",
+            "Checkpoints completed (manifest written) by this process.",
+            Progress::get(&p.checkpoints),
+        ),
+    ];
+    for (name, help, value) in counters {
+        metric("counter", name, help, value);
+    }
+    let gauges = [
+        (
+            "iotflow_checkpoint_state_bytes",
+            "State bytes of the last completed checkpoint.",
+            Progress::get(&p.checkpoint_bytes),
+        ),
+        (
+            "iotflow_checkpoint_duration_ms",
+            "Request-to-manifest time of the last completed checkpoint (ms).",
+            Progress::get(&p.checkpoint_ms),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        metric("gauge", name, help, value);
+    }
     out
 }
 
