@@ -228,6 +228,10 @@ pub struct JobConfig {
     pub cluster: ClusterConfig,
     /// Bytes per file split (default 4 MiB).
     pub split_bytes: u64,
+    /// Bytes a file source reads at a time (default 1 MiB). The watermark,
+    /// and with it the firing of windows, moves between reads: smaller
+    /// reads mean results sooner, at some cost in throughput.
+    pub chunk_bytes: usize,
     /// Read each worker's input files at the same time, with a watermark
     /// per file, instead of one after the other (default false). For files
     /// that each cover the same period (one per device or gateway); files
@@ -257,6 +261,7 @@ impl Default for JobConfig {
             output: OutputSpec::default(),
             cluster: ClusterConfig::default(),
             split_bytes: iotflow_file::source::DEFAULT_SPLIT_BYTES,
+            chunk_bytes: iotflow_file::source::DEFAULT_CHUNK_BYTES,
             interleave_files: false,
             max_ahead_ms: 60_000,
             checkpoint: None,
@@ -315,6 +320,7 @@ impl JobConfig {
             "zscore": self.zscore,
             "output": self.output,
             "split_bytes": self.split_bytes,
+            "chunk_bytes": self.chunk_bytes,
             "interleave_files": self.interleave_files,
         });
         format!(

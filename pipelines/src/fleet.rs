@@ -12,7 +12,7 @@ use iotflow_core::sink::{EpochFiles, Sink, SinkHandle, WriteCommitted, WriteTo};
 use iotflow_core::source::Source;
 use iotflow_core::tally::Tally;
 use iotflow_file::sink::{FileRecord, Format, open_sink};
-use iotflow_types::{Alert, Reading, Reject, SeriesKey, Timestamp, WindowResult};
+use iotflow_types::{Alert, LateReading, Reading, Reject, SeriesKey, Timestamp, WindowResult};
 use iotflow_window::{Tumbling, TumblingCheckpointed, Windowed};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::probe::Handle;
@@ -27,7 +27,7 @@ pub struct FleetStreams<'scope> {
     /// Valid, on-time readings.
     pub readings: StreamVec<'scope, Timestamp, Reading>,
     /// Late readings (from the source and the window).
-    pub late: StreamVec<'scope, Timestamp, Reading>,
+    pub late: StreamVec<'scope, Timestamp, LateReading>,
     /// Rejected records with reasons.
     pub rejects: StreamVec<'scope, Timestamp, Reject>,
     /// Window results.
@@ -176,7 +176,7 @@ pub fn attach_sinks<'scope>(
         ),
         streams.late.write_to(
             "late",
-            part::<Reading>(d, "late", out.late, worker)?,
+            part::<LateReading>(d, "late", out.late, worker)?,
             ctx.clone(),
         ),
     ];
@@ -255,7 +255,7 @@ pub fn attach_committed_sinks<'scope>(
         ),
         streams.late.write_committed(
             "late",
-            epoch_files::<Reading>(d, "late", out.late, worker, run),
+            epoch_files::<LateReading>(d, "late", out.late, worker, run),
             checkpoints,
             ctx.clone(),
         ),

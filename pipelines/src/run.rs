@@ -190,6 +190,7 @@ pub fn run(
     let job_ctx = ctx.clone();
     let job_ck = checkpointing.clone();
     let interleave = cfg.interleave_files;
+    let chunk_bytes = cfg.chunk_bytes;
     let run_id = run_id();
     let results = iotflow_runtime::execute(&cfg.cluster, move |worker| -> Result<Tally, Error> {
         let index = worker.index();
@@ -200,11 +201,14 @@ pub fn run(
             (None, Some((_, _, positions))) => Box::new(
                 FileSource::for_worker(&splits, index, peers)
                     .with_resume(positions.clone())
+                    .with_chunk_bytes(chunk_bytes)
                     .interleaved(interleave),
             ),
-            (None, None) => {
-                Box::new(FileSource::for_worker(&splits, index, peers).interleaved(interleave))
-            }
+            (None, None) => Box::new(
+                FileSource::for_worker(&splits, index, peers)
+                    .with_chunk_bytes(chunk_bytes)
+                    .interleaved(interleave),
+            ),
         };
         let total = Arc::new(Mutex::new(Tally::default()));
         let (handles, committer) = worker.dataflow::<u64, _, _>(|scope| {

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use iotflow_testing::golden::GoldenCase;
 
-const CASES: [&str; 7] = [
+const CASES: [&str; 8] = [
+    "allowed-lateness",
     "clock-skew",
     "csv-input",
     "fleet-small",
@@ -70,4 +71,9 @@ fn sliding_small() {
 #[test]
 fn sessions_small() {
     check("sessions-small");
+}
+
+#[test]
+fn allowed_lateness() {
+    check("allowed-lateness");
 }

@@ -39,6 +39,9 @@ impl Split {
 /// Default split size: 4 MiB (≈ 50 000 fleet-v1 lines).
 pub const DEFAULT_SPLIT_BYTES: u64 = 4 << 20;
 
+/// Bytes a file source reads at a time unless told otherwise (1 MiB).
+pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
+
 /// Expands files, directories (their regular, non-hidden files, sorted) and
 /// glob patterns into files, then cuts them into splits of `split_bytes`.
 pub fn plan(inputs: &[String], split_bytes: u64) -> Result<Vec<Split>> {
@@ -134,7 +137,7 @@ impl FileSource {
             .collect();
         FileSource {
             splits,
-            chunk_bytes: 1 << 20,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
             max_record_bytes: 1 << 20,
             resume: Default::default(),
             interleave: false,

@@ -17,7 +17,8 @@ use iotflow_file::sink::{
     ParquetSink, open_sink,
 };
 use iotflow_types::{
-    Alert, Field, Reading, Reject, RejectReason, SeriesKey, SourcePos, Stats, WindowResult,
+    Alert, Field, Reading, Reject, RejectReason, ResultKind, SeriesKey, SourcePos, Stats,
+    WindowResult,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::de::{MapAccess, Visitor};
@@ -85,6 +86,7 @@ impl Expected for WindowResult<SeriesKey> {
             Cell::F64(self.stats.max),
             Cell::F64(self.stats.mean()),
             Cell::F64(self.stats.sum()),
+            s(self.kind.as_str()),
         ]
     }
 }
@@ -389,6 +391,7 @@ fn windows() -> Vec<WindowResult<SeriesKey>> {
             start: 1_700_000_000_000 + 10_000 * i as u64,
             end: 1_700_000_010_000 + 10_000 * i as u64,
             stats,
+            kind: [ResultKind::Final, ResultKind::Update, ResultKind::Partial][i % 3],
         });
     }
     // An empty window: min +inf, max -inf, mean NaN.
@@ -400,6 +403,7 @@ fn windows() -> Vec<WindowResult<SeriesKey>> {
         start: 0,
         end: u64::MAX,
         stats: Stats::default(),
+        kind: ResultKind::Final,
     });
     out
 }
@@ -528,7 +532,7 @@ fn empty_csv_is_header_only_and_empty_ndjson_is_empty() -> TestResult {
     sink.close()?;
     assert_eq!(
         std::fs::read_to_string(&csv)?,
-        "device_id,metric,window_start_ms,window_end_ms,count,min,max,mean,sum\n"
+        "device_id,metric,window_start_ms,window_end_ms,count,min,max,mean,sum,kind\n"
     );
     let ndjson = dir.path().join("r.ndjson");
     let mut sink = NdjsonSink::<Reject>::create(&ndjson)?;
@@ -581,13 +585,15 @@ fn csv_matches_the_reference_layout() -> TestResult {
         start: 1_700_000_000_000,
         end: 1_700_000_010_000,
         stats,
+        kind: ResultKind::Final,
     }])?;
     sink.close()?;
-    // py_fleet.py: f"{d},{m},{ws},{we},{c},{mn!r},{mx!r},{(s / c)!r}", then sum.
+    // py_fleet.py: f"{d},{m},{ws},{we},{c},{mn!r},{mx!r},{(s / c)!r}", then
+    // sum and kind.
     assert_eq!(
         std::fs::read_to_string(&path)?,
-        "device_id,metric,window_start_ms,window_end_ms,count,min,max,mean,sum\n\
-         d-00042,temp,1700000000000,1700000010000,2,21.0,22.5,21.75,43.5\n"
+        "device_id,metric,window_start_ms,window_end_ms,count,min,max,mean,sum,kind\n\
+         d-00042,temp,1700000000000,1700000010000,2,21.0,22.5,21.75,43.5,final\n"
     );
     Ok(())
 }

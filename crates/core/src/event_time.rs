@@ -68,7 +68,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use iotflow_types::{Reading, Reject, RejectReason, SourcePos, Timestamp};
+use iotflow_types::{LateReading, Reading, Reject, RejectReason, SourcePos, Timestamp};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::Capability;
@@ -111,6 +111,20 @@ pub enum Lateness {
         /// Extra time a session stays open after the watermark passed it.
         allowed_ms: u64,
     },
+    /// Late when the earliest sliding window holding the reading has
+    /// closed: windows `[k·slide, k·slide + size)`, `k·slide ≥ 0`, the
+    /// earliest ends at `max(p + slide, size)`, `p = ts − ts mod slide`.
+    Sliding {
+        /// Window size in ms (a multiple of `slide_ms`).
+        size_ms: u64,
+        /// Distance between window starts in ms.
+        slide_ms: u64,
+        /// Extra time a window stays open after the watermark passed it.
+        allowed_ms: u64,
+    },
+    /// Never late: for operators that take readings in any event-time order
+    /// (count windows).
+    Never,
 }
 
 impl Lateness {
@@ -127,6 +141,38 @@ impl Lateness {
                 ts - ts % size + size - 1 + allowed_ms
             }
             Lateness::Gap { gap_ms, allowed_ms } => ts + gap_ms.max(1) - 1 + allowed_ms,
+            Lateness::Sliding { allowed_ms, .. } => self.missed(ts).1 - 1 + allowed_ms,
+            Lateness::Never => Timestamp::MAX,
+        }
+    }
+
+    /// The window `[start, end)` a reading at `ts` misses when it is late:
+    /// the earliest one holding it (the reading's own instant for
+    /// [`Lateness::Record`] and [`Lateness::Never`]).
+    ///
+    /// ```
+    /// use iotflow_core::event_time::Lateness;
+    /// let sliding = Lateness::Sliding { size_ms: 60_000, slide_ms: 1_000, allowed_ms: 0 };
+    /// assert_eq!(sliding.missed(125_400), (66_000, 126_000));
+    /// let tumbling = Lateness::Window { size_ms: 10_000, allowed_ms: 0 };
+    /// assert_eq!(tumbling.missed(125_400), (120_000, 130_000));
+    /// ```
+    pub fn missed(&self, ts: Timestamp) -> (Timestamp, Timestamp) {
+        match *self {
+            Lateness::Record | Lateness::Never => (ts, ts + 1),
+            Lateness::Window { size_ms, .. } => {
+                let size = size_ms.max(1);
+                let start = ts - ts % size;
+                (start, start + size)
+            }
+            Lateness::Gap { gap_ms, .. } => (ts, ts + gap_ms.max(1)),
+            Lateness::Sliding {
+                size_ms, slide_ms, ..
+            } => {
+                let slide = slide_ms.max(1);
+                let end = (ts - ts % slide + slide).max(size_ms);
+                (end.saturating_sub(size_ms), end)
+            }
         }
     }
 }
@@ -233,7 +279,7 @@ pub struct EventStreams<'scope> {
     /// Valid, on-time readings, at timely time ≤ their event time's horizon.
     pub readings: StreamVec<'scope, Timestamp, Reading>,
     /// Valid readings that arrived late.
-    pub late: StreamVec<'scope, Timestamp, Reading>,
+    pub late: StreamVec<'scope, Timestamp, LateReading>,
     /// Records that failed decoding or validation.
     pub rejects: StreamVec<'scope, Timestamp, Reject>,
     /// One [`Tally`] per worker when its input ends.
@@ -437,7 +483,7 @@ impl Watermark {
         mut r: Reading,
         raw: &Raw<'_>,
         ok: &mut Vec<Reading>,
-        late: &mut Vec<Reading>,
+        late: &mut Vec<LateReading>,
     ) -> Result<(), RejectReason> {
         if r.ts >= self.gate {
             match self.beyond_gate(&mut r.ts) {
@@ -462,7 +508,7 @@ impl Watermark {
         &mut self,
         end: bool,
         ok: &mut Vec<Reading>,
-        late: &mut Vec<Reading>,
+        late: &mut Vec<LateReading>,
         rejects: &mut Vec<Reject>,
     ) -> bool {
         if self.boot.is_empty() || (self.boot.len() < BOOTSTRAP_READINGS && !end) {
@@ -490,7 +536,7 @@ impl Watermark {
     /// Moves the watermark by a reading the guard let through and sends it
     /// on time or late.
     #[inline]
-    fn route(&mut self, r: Reading, ok: &mut Vec<Reading>, late: &mut Vec<Reading>) {
+    fn route(&mut self, r: Reading, ok: &mut Vec<Reading>, late: &mut Vec<LateReading>) {
         // Monotone: the watermark only moves forward.
         self.observe(r.ts);
         // Late when behind its own partition's watermark (which the
@@ -501,7 +547,12 @@ impl Watermark {
             .part_max
             .map_or(0, |m| Self::frontier_of(m, self.disorder));
         if self.lateness.horizon(r.ts) < self.frontier.max(own) {
-            late.push(r);
+            let (window_start, window_end) = self.lateness.missed(r.ts);
+            late.push(LateReading {
+                reading: r,
+                window_start,
+                window_end,
+            });
         } else {
             ok.push(r);
         }
@@ -721,7 +772,8 @@ fn build_source<'scope>(
     }
     let mut readings_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(readings_out);
-    let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reading>>>::from(late_out);
+    let mut late_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<LateReading>>>::from(late_out);
     let mut rejects_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
     let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
@@ -761,7 +813,7 @@ fn build_source<'scope>(
         let mut log: Vec<Logged> = Vec::new();
         let mut rejected_by: Vec<(RejectReason, u64)> = Vec::new();
         let mut ok_buf: Vec<Reading> = Vec::new();
-        let mut late_buf: Vec<Reading> = Vec::new();
+        let mut late_buf: Vec<LateReading> = Vec::new();
         let mut rej_buf: Vec<Reject> = Vec::new();
 
         move |_frontiers| {
@@ -1085,7 +1137,7 @@ mod tests {
             .map(|r| (r.value as usize, Fate::OnTime(r.ts)))
             .chain(
                 late.into_iter()
-                    .map(|r| (r.value as usize, Fate::Late(r.ts))),
+                    .map(|l| (l.reading.value as usize, Fate::Late(l.reading.ts))),
             )
             .chain(rej.into_iter().map(|j| {
                 assert_eq!(j.reason, RejectReason::FutureTimestamp);

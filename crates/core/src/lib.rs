@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 pub mod bridge;
 pub mod checkpoint;
+pub mod clock;
 pub mod codec;
 pub mod context;
 mod error;

@@ -24,8 +24,15 @@ pub struct Tally {
     pub rejected: BTreeMap<String, u64>,
     /// Valid readings that arrived after their window closed.
     pub late: u64,
-    /// Window results emitted.
+    /// Window results emitted: each window's final result, once.
     pub windows: u64,
+    /// Window updates emitted: windows emitted again for readings within
+    /// their allowed lateness.
+    #[serde(default)]
+    pub window_updates: u64,
+    /// Partial (early) window results emitted.
+    #[serde(default)]
+    pub window_partials: u64,
     /// Readings counted into emitted windows.
     pub windowed: u64,
     /// Alerts raised.
@@ -47,6 +54,8 @@ impl Tally {
         }
         self.late += o.late;
         self.windows += o.windows;
+        self.window_updates += o.window_updates;
+        self.window_partials += o.window_partials;
         self.windowed += o.windowed;
         self.alerts += o.alerts;
     }

@@ -12,7 +12,7 @@ use iotflow_core::context::JobContext;
 use iotflow_core::event_time::{EventTimeConfig, event_time_source};
 use iotflow_core::source::{Chunk, Position, Resume, Source};
 use iotflow_core::validate::Rules;
-use iotflow_types::Reading;
+use iotflow_types::{LateReading, Reading};
 use timely::dataflow::operators::Inspect;
 
 /// A chunk of partition `p` with one reading per `ts` (empty: announces `p`).
@@ -97,10 +97,10 @@ fn run(script: Vec<Option<Chunk>>, pause: Duration, config: EventTimeConfig) -> 
                 ok.lock().expect("lock").push((r.device.to_string(), r.ts));
             });
             let late = late2.clone();
-            s.late.inspect(move |r: &Reading| {
+            s.late.inspect(move |l: &LateReading| {
                 late.lock()
                     .expect("lock")
-                    .push((r.device.to_string(), r.ts));
+                    .push((l.reading.device.to_string(), l.reading.ts));
             });
         });
     });

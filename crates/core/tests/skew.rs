@@ -103,7 +103,7 @@ fn run(workers: usize, bad_at: u64, config: EventTimeConfig) -> Run {
                 o.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .late
-                    .push(r.clone())
+                    .push(r.reading.clone())
             });
             let o = out.clone();
             s.rejects.inspect(move |r| {

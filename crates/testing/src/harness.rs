@@ -26,7 +26,7 @@ use iotflow_core::source::MemorySource;
 use iotflow_core::tally::Tally;
 use iotflow_core::validate::Rules;
 use iotflow_runtime::ClusterConfig;
-use iotflow_types::{Alert, Reading, Reject, SeriesKey, Timestamp, WindowResult};
+use iotflow_types::{Alert, LateReading, Reading, Reject, SeriesKey, Timestamp, WindowResult};
 use iotflow_window::{Tumbling, TumblingConfig};
 use timely::dataflow::StreamVec;
 use timely::dataflow::operators::Concat;
@@ -44,7 +44,7 @@ pub struct Outputs<'scope> {
     pub alerts: Option<StreamVec<'scope, Timestamp, Alert>>,
     /// Readings the operator itself found late (the source's late readings
     /// are collected separately).
-    pub late: Option<StreamVec<'scope, Timestamp, Reading>>,
+    pub late: Option<StreamVec<'scope, Timestamp, LateReading>>,
     /// The operator's tallies.
     pub tally: Option<StreamVec<'scope, Timestamp, Tally>>,
 }
@@ -111,9 +111,9 @@ pub struct Collected {
     /// Alerts.
     pub alerts: Vec<Alert>,
     /// Readings the event-time source found late.
-    pub source_late: Vec<Reading>,
+    pub source_late: Vec<LateReading>,
     /// Readings the operator found late.
-    pub operator_late: Vec<Reading>,
+    pub operator_late: Vec<LateReading>,
     /// Rejected records.
     pub rejects: Vec<Reject>,
     /// The sum of every tally (source and operator).
@@ -267,8 +267,8 @@ impl Harness {
 struct Sinks {
     windows: Arc<Mutex<Vec<WindowResult<SeriesKey>>>>,
     alerts: Arc<Mutex<Vec<Alert>>>,
-    source_late: Arc<Mutex<Vec<Reading>>>,
-    operator_late: Arc<Mutex<Vec<Reading>>>,
+    source_late: Arc<Mutex<Vec<LateReading>>>,
+    operator_late: Arc<Mutex<Vec<LateReading>>>,
     rejects: Arc<Mutex<Vec<Reject>>>,
     tally: Arc<Mutex<Vec<Tally>>>,
 }
@@ -276,7 +276,7 @@ struct Sinks {
 impl Sinks {
     fn attach<'scope>(
         &self,
-        source_late: StreamVec<'scope, Timestamp, Reading>,
+        source_late: StreamVec<'scope, Timestamp, LateReading>,
         rejects: StreamVec<'scope, Timestamp, Reject>,
         source_tally: StreamVec<'scope, Timestamp, Tally>,
         out: Outputs<'scope>,

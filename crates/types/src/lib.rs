@@ -29,7 +29,7 @@ mod results;
 pub use ids::{DeviceId, Metric, SmallStr, stable_hash};
 pub use reading::{Reading, Tags};
 pub use reject::{Field, Reject, RejectReason, SourcePos};
-pub use results::{Alert, ExactSum, SeriesKey, Stats, WindowResult};
+pub use results::{Alert, ExactSum, LateReading, ResultKind, SeriesKey, Stats, WindowResult};
 
 /// Event time in milliseconds since the Unix epoch. It is also the timely
 /// timestamp of every iotflow stream: the frontier of a stream is its

@@ -190,9 +190,41 @@ fn fixed_to_f64(x: i128) -> f64 {
     x as f64 * (-FRAC_BITS as f64).exp2()
 }
 
+/// What a window result is: the window's first firing, a correction of it,
+/// or a preview of a window still open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultKind {
+    /// The window closed (the watermark passed its end): its first, on-time
+    /// result. Without allowed lateness, the only one.
+    #[default]
+    Final,
+    /// A reading arrived within the allowed lateness after the window fired:
+    /// the window again, with that reading. It replaces the key's earlier
+    /// results for the same window (for sessions: the sessions it overlaps).
+    Update,
+    /// Early firing: the window so far, while it is still open. A later
+    /// `final` result replaces it.
+    Partial,
+}
+
+impl ResultKind {
+    /// `final`, `update` or `partial`: the `kind` column of window outputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultKind::Final => "final",
+            ResultKind::Update => "update",
+            ResultKind::Partial => "partial",
+        }
+    }
+}
+
 /// The aggregate of one key over one window `[start, end)` of event time.
+///
+/// `V` is the aggregate's output: [`Stats`] by default, any
+/// `Aggregate::Output` of the window crate otherwise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WindowResult<K = SeriesKey> {
+pub struct WindowResult<K = SeriesKey, V = Stats> {
     /// The window's key.
     pub key: K,
     /// Inclusive window start (ms).
@@ -200,7 +232,24 @@ pub struct WindowResult<K = SeriesKey> {
     /// Exclusive window end (ms).
     pub end: Timestamp,
     /// The aggregate.
-    pub stats: Stats,
+    pub stats: V,
+    /// Final, update or partial.
+    #[serde(default)]
+    pub kind: ResultKind,
+}
+
+/// A valid reading that came too late for the window it belonged to: the
+/// window had fired and its allowed lateness had passed. It goes to the
+/// late output with the window it missed, never silently away.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LateReading {
+    /// The reading.
+    pub reading: Reading,
+    /// Start of the earliest window the reading belonged to, which had
+    /// closed (for a record-level rule, the reading's own event time).
+    pub window_start: Timestamp,
+    /// End of that window (exclusive).
+    pub window_end: Timestamp,
 }
 
 /// An anomaly found by a detector.

@@ -20,6 +20,7 @@
 //!
 //! | aggregate | accumulator | output | independent of order |
 //! |---|---|---|---|
+//! | [`StatsAggregate`] | [`Stats`] | [`Stats`] | exactly (the sum is an [`ExactSum`]) |
 //! | [`Count`] | `u64` | `u64` | exactly |
 //! | [`Sum`] | [`ExactSum`] | `f64` | exactly (within [`ExactSum`]'s range) |
 //! | [`Min`], [`Max`] | `Option<f64>` | `Option<f64>` | exactly (total order: `-0.0 < 0.0`) |
@@ -122,7 +123,7 @@ use std::str::FromStr;
 use cardinality_estimator::CardinalityEstimator;
 use ddsketchy::DDSketch;
 use iotflow_core::Error;
-use iotflow_types::{ExactSum, SmallStr};
+use iotflow_types::{ExactSum, SmallStr, Stats};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A window aggregate: folds (event time, value) pairs into a mergeable
@@ -165,6 +166,32 @@ pub trait Aggregate: Clone + Send + 'static {
 
 // ---------------------------------------------------------------------------
 // Count, sum, min, max, mean
+
+/// Count, min, max, exact sum and mean in one [`Stats`]: what a window
+/// emits when no aggregate is named (fleet-v1's window output).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsAggregate;
+
+impl Aggregate for StatsAggregate {
+    type Acc = Stats;
+    type Output = Stats;
+    #[inline]
+    fn init(&self) -> Stats {
+        Stats::default()
+    }
+    #[inline]
+    fn add(&self, acc: &mut Stats, _ts: u64, value: f64) {
+        acc.add(value);
+    }
+    #[inline]
+    fn merge(&self, acc: &mut Stats, other: &Stats) {
+        acc.merge(other);
+    }
+    #[inline]
+    fn finish(&self, acc: &Stats) -> Stats {
+        *acc
+    }
+}
 
 /// Number of values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

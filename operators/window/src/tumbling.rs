@@ -5,13 +5,14 @@ use iotflow_core::checkpoint::{Checkpoints, Snapshot, encoder};
 use iotflow_core::event_time::Lateness;
 use iotflow_core::state::SnapshotError;
 use iotflow_core::tally::Tally;
-use iotflow_types::{Reading, SeriesKey, Timestamp, WindowResult};
+use iotflow_types::{Reading, SeriesKey, Stats, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::state::TumblingState;
-use crate::windows::window_operator;
+use crate::agg::StatsAggregate;
+use crate::operator::{WindowState, WindowStreams, window_operator};
+use crate::spec::{WindowOptions, WindowSpec};
 
 /// Configuration of a tumbling window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,18 @@ impl TumblingConfig {
         }
     }
 
+    /// The same windows as a [`WindowSpec`].
+    pub fn spec(&self) -> WindowSpec {
+        WindowSpec::tumbling(self.size_ms).with_allowed_lateness(self.allowed_lateness_ms)
+    }
+
+    fn state<K: Eq + Hash + Clone>(&self) -> Snapshot<WindowState<K, Stats>> {
+        Snapshot {
+            state: self.spec().state(),
+            tally: Tally::default(),
+        }
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), iotflow_core::Error> {
         if self.size_ms == 0 {
@@ -59,18 +72,6 @@ impl TumblingConfig {
         }
         Ok(())
     }
-}
-
-/// The outputs of a window operator.
-#[derive(Debug)]
-pub struct WindowStreams<'scope, K> {
-    /// One result per key and window, stamped with the window's last instant
-    /// (`end − 1 + allowed lateness`), below the frontier that fired it.
-    pub windows: StreamVec<'scope, Timestamp, WindowResult<K>>,
-    /// Readings whose window had already fired.
-    pub late: StreamVec<'scope, Timestamp, Reading>,
-    /// Per worker, at the end: windows emitted, readings windowed, late.
-    pub tally: StreamVec<'scope, Timestamp, Tally>,
 }
 
 /// Tumbling event-time windows over readings.
@@ -126,11 +127,16 @@ impl<'scope> Tumbling<'scope> for StreamVec<'scope, Timestamp, Reading> {
         K: Clone + Eq + Hash + Send + 'static,
         F: Fn(&Reading) -> K + Clone + 'static,
     {
-        let state = Snapshot {
-            state: TumblingState::new(config.size_ms, config.allowed_lateness_ms),
-            tally: Tally::default(),
-        };
-        window_operator(self, name, key, state, None)
+        let options = WindowOptions::default();
+        window_operator(
+            self,
+            name,
+            key,
+            StatsAggregate,
+            &options,
+            config.state(),
+            None,
+        )
     }
 }
 
@@ -164,13 +170,19 @@ impl<'scope> TumblingCheckpointed<'scope> for StreamVec<'scope, Timestamp, Readi
         F: Fn(&Reading) -> K + Clone + 'static,
     {
         let state = checkpoints
-            .restore::<Snapshot<TumblingState<K>>>(name)?
-            .unwrap_or_else(|| Snapshot {
-                state: TumblingState::new(config.size_ms, config.allowed_lateness_ms),
-                tally: Tally::default(),
-            });
-        let hooks = Some((checkpoints, encoder::<TumblingState<K>>()));
-        Ok(window_operator(self, name, key, state, hooks))
+            .restore::<Snapshot<WindowState<K, Stats>>>(name)?
+            .unwrap_or_else(|| config.state());
+        let hooks = Some((checkpoints, encoder::<WindowState<K, Stats>>()));
+        let options = WindowOptions::default();
+        Ok(window_operator(
+            self,
+            name,
+            key,
+            StatsAggregate,
+            &options,
+            state,
+            hooks,
+        ))
     }
 }
 
@@ -197,7 +209,9 @@ mod tests {
         for e in rx.try_iter() {
             if let Event::Messages(t, windows) = e {
                 for w in windows {
-                    assert_eq!(t.least(), Some(&(w.end - 1 + 5)), "{w:?}");
+                    // Fired when the watermark passed the end; allowed
+                    // lateness keeps it open for updates, not closed.
+                    assert_eq!(t.least(), Some(&(w.end - 1)), "{w:?}");
                     n += 1;
                 }
             }

@@ -5,17 +5,33 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use iotflow_types::{ExactSum, Reading, WindowResult};
-use iotflow_window::{WindowSpec, Windowed};
+use iotflow_types::{ExactSum, LateReading, Reading, ResultKind, SmallStr, WindowResult};
+use iotflow_window::AggregatesConfig;
+use iotflow_window::{Aggregate, StatsAggregate, WindowOptions, WindowSpec, Windowed};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::{Input, Inspect, Probe};
 use timely::dataflow::{InputHandle, ProbeHandle};
 
-type Row = (String, u64, u64, u64, u64, u64, u64); // key, start, end, count, min, max, sum bits
+/// key, start, end, kind (0 final, 1 update), count, min, max, sum bits.
+type Row = (String, u64, u64, u8, u64, u64, u64, u64);
+/// A window as a naive model emits it: key, start, end, kind and its
+/// readings' (ts, value).
+type Naive = (String, u64, u64, ResultKind, Vec<(u64, f64)>);
+/// A late reading: device, ts, and the window it missed.
+type Late = (String, u64, u64, u64);
 
-fn row(key: &str, start: u64, end: u64, values: &[f64]) -> Row {
+fn rows(naive: &[Naive]) -> Vec<Row> {
+    let mut rows: Vec<Row> = naive
+        .iter()
+        .map(|(k, s, e, kind, v)| row(k, *s, *e, *kind, &v.iter().map(|x| x.1).collect::<Vec<_>>()))
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn row(key: &str, start: u64, end: u64, kind: ResultKind, values: &[f64]) -> Row {
     let mut sum = ExactSum::default();
     values.iter().for_each(|v| sum.add(*v));
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -24,6 +40,7 @@ fn row(key: &str, start: u64, end: u64, values: &[f64]) -> Row {
         key.to_owned(),
         start,
         end,
+        kind as u8,
         values.len() as u64,
         min.to_bits(),
         max.to_bits(),
@@ -66,38 +83,61 @@ fn run(
     workers: usize,
     batches: &[(u64, Vec<Reading>)],
     spec: &WindowSpec,
-) -> (Vec<Row>, Vec<(String, u64)>) {
-    let rows = Arc::new(Mutex::new(Vec::new()));
+) -> (Vec<Row>, Vec<Late>) {
+    let (out, late) = run_with(workers, batches, spec, StatsAggregate);
+    let mut rows: Vec<Row> = out
+        .iter()
+        .map(|w| {
+            (
+                w.key.clone(),
+                w.start,
+                w.end,
+                w.kind as u8,
+                w.stats.count,
+                w.stats.min.to_bits(),
+                w.stats.max.to_bits(),
+                w.stats.sum().to_bits(),
+            )
+        })
+        .collect();
+    rows.sort();
+    (rows, late)
+}
+
+/// Runs the window operator computing `agg` on `workers` workers; returns
+/// the results (in no particular order) and the sorted late readings.
+fn run_with<A: Aggregate + Sync>(
+    workers: usize,
+    batches: &[(u64, Vec<Reading>)],
+    spec: &WindowSpec,
+    agg: A,
+) -> (Vec<WindowResult<String, A::Output>>, Vec<Late>) {
+    let out = Arc::new(Mutex::new(Vec::new()));
     let late = Arc::new(Mutex::new(Vec::new()));
-    let (rows2, late2, batches, spec) =
-        (rows.clone(), late.clone(), batches.to_vec(), spec.clone());
+    let (out2, late2, batches, spec) = (out.clone(), late.clone(), batches.to_vec(), spec.clone());
     timely::execute(timely::Config::process(workers), move |worker| {
         let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Reading>>>::new();
         let probe = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
-            let out = scope
+            let options = WindowOptions::default();
+            let key = |r: &Reading| r.device.to_string();
+            let streams = scope
                 .input_from(&mut input)
-                .window("w", &spec, |r: &Reading| r.device.to_string(), None)
+                .window_with("w", &spec, key, agg.clone(), &options, None)
                 .expect("no restore");
-            let rows = rows2.clone();
             let late = late2.clone();
-            out.late.inspect(move |r: &Reading| {
-                late.lock()
-                    .expect("lock")
-                    .push((r.device.to_string(), r.ts));
+            streams.late.inspect(move |l: &LateReading| {
+                late.lock().expect("lock").push((
+                    l.reading.device.to_string(),
+                    l.reading.ts,
+                    l.window_start,
+                    l.window_end,
+                ));
             });
-            out.windows
-                .inspect(move |w: &WindowResult<String>| {
-                    rows.lock().expect("lock").push((
-                        w.key.clone(),
-                        w.start,
-                        w.end,
-                        w.stats.count,
-                        w.stats.min.to_bits(),
-                        w.stats.max.to_bits(),
-                        w.stats.sum().to_bits(),
-                    ));
-                })
+            let out = out2.clone();
+            streams
+                .windows
+                .inspect(move |w| out.lock().expect("lock").push(w.clone()))
                 .probe_with(&probe);
         });
         if worker.index() == 0 {
@@ -116,29 +156,31 @@ fn run(
         while worker.step() {}
     })
     .expect("timely");
-    let mut rows = rows.lock().expect("lock").clone();
-    rows.sort();
+    let out = out.lock().expect("lock").clone();
     let mut late = late.lock().expect("lock").clone();
     late.sort();
-    (rows, late)
+    (out, late)
 }
 
 /// Naive sliding/tumbling windows: a reading is late iff the earliest
-/// window holding it closed before its batch time; every other reading is
-/// in all its windows.
+/// window holding it ended more than `allowed` before its batch time; every
+/// other reading is in all its windows. A window's final result holds the
+/// readings of batches before its end; each later batch that adds to it
+/// yields an update with everything so far.
 fn naive_sliding(
     batches: &[(u64, Vec<Reading>)],
     size: u64,
     slide: u64,
     allowed: u64,
-) -> (Vec<Row>, Vec<(String, u64)>) {
-    let mut windows: BTreeMap<(String, u64), Vec<f64>> = BTreeMap::new();
+) -> (Vec<Naive>, Vec<Late>) {
+    let mut windows: BTreeMap<(String, u64), Vec<(u64, u64, f64)>> = BTreeMap::new();
     let mut late = Vec::new();
     for (t, batch) in batches {
         for r in batch {
             let pane = r.ts - r.ts % slide;
-            if (pane + slide).max(size) - 1 + allowed < *t {
-                late.push((r.device.to_string(), r.ts));
+            let first_end = (pane + slide).max(size);
+            if first_end - 1 + allowed < *t {
+                late.push((r.device.to_string(), r.ts, first_end - size, first_end));
                 continue;
             }
             // Windows [k·slide, k·slide + size) holding ts.
@@ -147,79 +189,172 @@ fn naive_sliding(
                 windows
                     .entry((r.device.to_string(), start))
                     .or_default()
-                    .push(r.value);
+                    .push((*t, r.ts, r.value));
                 start += slide;
             }
         }
     }
-    let mut rows: Vec<Row> = windows
-        .into_iter()
-        .map(|((k, s), v)| row(&k, s, s + size, &v))
-        .collect();
-    rows.sort();
+    let mut rows = Vec::new();
+    for ((k, s), v) in windows {
+        let end = s + size;
+        let upto = |t: u64| -> Vec<(u64, f64)> {
+            v.iter()
+                .filter(|(bt, _, _)| *bt <= t)
+                .map(|(_, ts, x)| (*ts, *x))
+                .collect()
+        };
+        let on_time = upto(end - 1);
+        if !on_time.is_empty() {
+            rows.push((k.clone(), s, end, ResultKind::Final, on_time));
+        }
+        let mut later: Vec<u64> = v
+            .iter()
+            .map(|(bt, _, _)| *bt)
+            .filter(|bt| *bt >= end)
+            .collect();
+        later.dedup();
+        for bt in later {
+            rows.push((k.clone(), s, end, ResultKind::Update, upto(bt)));
+        }
+    }
     late.sort();
     (rows, late)
 }
 
-/// Naive sessions: per batch, sessions that ended before its time close;
-/// then each reading either is late or joins (and merges) the open sessions
-/// it touches.
+/// A session of the naive model.
+struct NaiveSession {
+    key: String,
+    start: u64,
+    end: u64,
+    values: Vec<(u64, f64)>,
+    fired: bool,
+    /// To fire (again) when the frontier passes its end.
+    pending: bool,
+    /// Changed by a late reading of this batch while closed.
+    changed: bool,
+}
+
+/// Naive sessions: per batch, pending sessions that ended before its time
+/// fire (final, or update when fired before), fired ones past their allowed
+/// lateness go; then each reading either is late or joins (and merges) the
+/// sessions it touches. A fired session a reading changes while it is
+/// still closed yields an update after the batch.
 fn naive_sessions(
     batches: &[(u64, Vec<Reading>)],
     gap: u64,
     allowed: u64,
-) -> (Vec<Row>, Vec<(String, u64)>) {
-    let mut open: Vec<(String, u64, u64, Vec<f64>)> = Vec::new();
-    let mut closed = Vec::new();
+) -> (Vec<Naive>, Vec<Late>) {
+    let mut open: Vec<NaiveSession> = Vec::new();
+    let mut rows = Vec::new();
     let mut late = Vec::new();
+    let emit = |s: &NaiveSession, rows: &mut Vec<Naive>, kind| {
+        rows.push((s.key.clone(), s.start, s.end, kind, s.values.clone()))
+    };
     for (t, batch) in batches {
-        let (done, still): (Vec<_>, Vec<_>) = open
-            .into_iter()
-            .partition(|(_, _, end, _)| end - 1 + allowed < *t);
-        closed.extend(done);
-        open = still;
+        for s in open.iter_mut().filter(|s| s.pending && s.end - 1 < *t) {
+            let kind = if s.fired {
+                ResultKind::Update
+            } else {
+                ResultKind::Final
+            };
+            emit(s, &mut rows, kind);
+            s.fired = true;
+            s.pending = false;
+        }
+        open.retain(|s| !(s.fired && !s.pending && s.end - 1 + allowed < *t));
         for r in batch {
             let key = r.device.to_string();
             if r.ts + gap - 1 + allowed < *t {
-                late.push((key, r.ts));
+                late.push((key, r.ts, r.ts, r.ts + gap));
                 continue;
             }
-            let (mut s, mut e, mut v) = (r.ts, r.ts + gap, vec![r.value]);
+            let mut merged = NaiveSession {
+                key: key.clone(),
+                start: r.ts,
+                end: r.ts + gap,
+                values: vec![(r.ts, r.value)],
+                fired: false,
+                pending: false,
+                changed: false,
+            };
             let (touching, rest): (Vec<_>, Vec<_>) = open
                 .into_iter()
-                .partition(|(k, os, oe, _)| *k == key && *os <= e && *oe >= s);
+                .partition(|s| s.key == key && s.start <= merged.end && s.end >= merged.start);
             open = rest;
-            for (_, os, oe, ov) in touching {
-                s = s.min(os);
-                e = e.max(oe);
-                v.extend(ov);
+            for s in touching {
+                merged.start = merged.start.min(s.start);
+                merged.end = merged.end.max(s.end);
+                merged.values.extend(s.values);
+                merged.fired |= s.fired;
+                merged.changed |= s.changed;
             }
-            open.push((key, s, e, v));
+            if merged.fired && merged.end - 1 < *t {
+                merged.changed = true;
+            } else {
+                merged.pending = true;
+                merged.changed = false;
+            }
+            open.push(merged);
+        }
+        for s in open.iter_mut().filter(|s| s.changed) {
+            emit(s, &mut rows, ResultKind::Update);
+            s.changed = false;
         }
     }
-    closed.extend(open);
-    let mut rows: Vec<Row> = closed
-        .iter()
-        .map(|(k, s, e, v)| row(k, *s, *e, v))
-        .collect();
-    rows.sort();
+    for s in open.iter().filter(|s| s.pending) {
+        emit(
+            s,
+            &mut rows,
+            if s.fired {
+                ResultKind::Update
+            } else {
+                ResultKind::Final
+            },
+        );
+    }
     late.sort();
     (rows, late)
 }
 
-fn check(
-    spec: &WindowSpec,
-    naive: impl Fn(&[(u64, Vec<Reading>)]) -> (Vec<Row>, Vec<(String, u64)>),
-) {
+/// Naive count windows: each key's readings in (batch time, ts, value)
+/// order, cut every `size`; the rest at the end.
+fn naive_count(batches: &[(u64, Vec<Reading>)], size: usize) -> (Vec<Naive>, Vec<Late>) {
+    let mut per_key: BTreeMap<String, Vec<(u64, u64, f64)>> = BTreeMap::new();
+    for (t, batch) in batches {
+        for r in batch {
+            per_key
+                .entry(r.device.to_string())
+                .or_default()
+                .push((*t, r.ts, r.value));
+        }
+    }
+    let mut rows = Vec::new();
+    for (k, mut v) in per_key {
+        v.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        for chunk in v.chunks(size) {
+            let first = chunk.iter().map(|c| c.1).min().unwrap_or(0);
+            let last = chunk.iter().map(|c| c.1).max().unwrap_or(0);
+            let values: Vec<(u64, f64)> = chunk.iter().map(|c| (c.1, c.2)).collect();
+            rows.push((k.clone(), first, last + 1, ResultKind::Final, values));
+        }
+    }
+    (rows, Vec::new())
+}
+
+fn check(spec: &WindowSpec, naive: impl Fn(&[(u64, Vec<Reading>)]) -> (Vec<Naive>, Vec<Late>)) {
     for seed in 0..6 {
         let batches = input(seed, 600, 1_500);
         let (want, want_late) = naive(&batches);
+        let want = rows(&want);
         assert!(!want.is_empty());
         for workers in [1, 2] {
             let (got, got_late) = run(workers, &batches, spec);
             let case = format!("{spec:?}, seed {seed}, {workers} workers");
             assert_eq!(got_late, want_late, "{case}: late readings");
             if got != want {
+                let extra: Vec<_> = got.iter().filter(|r| !want.contains(r)).take(6).collect();
+                let missing: Vec<_> = want.iter().filter(|r| !got.contains(r)).take(6).collect();
+                eprintln!("extra {extra:#?}\nmissing {missing:#?}");
                 let first = got.iter().zip(&want).position(|(a, b)| a != b);
                 panic!(
                     "{case}: {} windows vs {} expected; first difference at {first:?}: {:?} vs {:?}",
@@ -238,11 +373,14 @@ fn tumbling_matches_naive() {
     check(&WindowSpec::tumbling(2_000), |b| {
         naive_sliding(b, 2_000, 2_000, 0)
     });
-    let spec = WindowSpec::Tumbling {
-        size_ms: 3_000,
-        allowed_lateness_ms: 700,
-    };
+    let spec = WindowSpec::tumbling(3_000).with_allowed_lateness(700);
     check(&spec, |b| naive_sliding(b, 3_000, 3_000, 700));
+}
+
+#[test]
+fn count_windows_match_naive() {
+    check(&WindowSpec::count(5), |b| naive_count(b, 5));
+    check(&WindowSpec::count(1), |b| naive_count(b, 1));
 }
 
 #[test]
@@ -326,6 +464,7 @@ mod props {
             (1u64..8).prop_map(|k| WindowSpec::tumbling(k * 500)),
             (1u64..5, 1u64..5).prop_map(|(s, k)| WindowSpec::sliding(s * k * 400, s * 400)),
             (1u64..6).prop_map(|g| WindowSpec::session(g * 300)),
+            (1u64..6).prop_map(WindowSpec::count),
         ]
     }
 
@@ -343,6 +482,7 @@ mod props {
                 WindowSpec::Sliding { size_ms, slide_ms, .. } => size_ms / slide_ms,
                 _ => 1,
             };
+            prop_assert!(out.iter().all(|w| w.kind == ResultKind::Final), "no allowed lateness: finals only");
             let counted: u64 = out.iter().map(|w| w.stats.count).sum();
             if let WindowSpec::Sliding { .. } = spec {
                 // Readings in the first windows of time sit in fewer windows.
@@ -352,11 +492,133 @@ mod props {
                 prop_assert_eq!(counted + late as u64, n as u64);
             }
             let mut last: BTreeMap<String, u64> = BTreeMap::new();
-            for w in &out {
+            // Count windows come out in the order they fill; their starts
+            // (the least event time in them) need not increase.
+            let ordered = if let WindowSpec::Count { .. } = spec { &[][..] } else { &out[..] };
+            for w in ordered {
                 if let Some(prev) = last.insert(w.key.clone(), w.start) {
                     prop_assert!(prev < w.start, "{}: window at {} after {}", w.key, w.start, prev);
                 }
             }
         }
+    }
+}
+
+/// Every built-in aggregate, as [`Aggregates`] columns named in TOML, on
+/// every window kind (with allowed lateness, so updates too), against the
+/// naive models' windows recomputed directly from their readings.
+#[test]
+fn aggregates_match_naive() {
+    let config: AggregatesConfig = toml::from_str(
+        r#"columns = ["count", "sum", "min", "max", "mean", "variance", "stddev_pop",
+                      "first", "last", "p50", "p95", "distinct"]"#,
+    )
+    .expect("columns");
+    let aggs = config.build().expect("aggregates");
+    type NaiveFn = fn(&[(u64, Vec<Reading>)]) -> (Vec<Naive>, Vec<Late>);
+    let cases: [(WindowSpec, NaiveFn); 4] = [
+        (
+            WindowSpec::tumbling(3_000).with_allowed_lateness(700),
+            |b| naive_sliding(b, 3_000, 3_000, 700),
+        ),
+        (
+            WindowSpec::sliding(4_000, 1_000).with_allowed_lateness(500),
+            |b| naive_sliding(b, 4_000, 1_000, 500),
+        ),
+        (WindowSpec::session(1_500).with_allowed_lateness(300), |b| {
+            naive_sessions(b, 1_500, 300)
+        }),
+        (WindowSpec::count(6), |b| naive_count(b, 6)),
+    ];
+    for (spec, naive) in cases {
+        for seed in 0..3 {
+            let batches = input(seed, 400, 1_500);
+            let (mut want, _) = naive(&batches);
+            want.sort_by(|a, b| {
+                (&a.0, a.1, a.2, a.3 as u8, a.4.len()).cmp(&(&b.0, b.1, b.2, b.3 as u8, b.4.len()))
+            });
+            for workers in [1, 2] {
+                let (mut got, _) = run_with(workers, &batches, &spec, aggs.clone());
+                got.sort_by(|a, b| {
+                    let count =
+                        |w: &WindowResult<String, Vec<(SmallStr, f64)>>| w.stats[0].1 as usize;
+                    (&a.key, a.start, a.end, a.kind as u8, count(a)).cmp(&(
+                        &b.key,
+                        b.start,
+                        b.end,
+                        b.kind as u8,
+                        count(b),
+                    ))
+                });
+                let case = format!("{spec:?}, seed {seed}, {workers} workers");
+                assert_eq!(got.len(), want.len(), "{case}: results");
+                for (g, (key, start, end, kind, values)) in got.iter().zip(&want) {
+                    assert_eq!(
+                        (&g.key, g.start, g.end, g.kind),
+                        (key, *start, *end, *kind),
+                        "{case}"
+                    );
+                    check_columns(&g.stats, values, &format!("{case}, {key} [{start}, {end})"));
+                }
+            }
+        }
+    }
+}
+
+/// The columns of [`aggregates_match_naive`] against a direct computation.
+fn check_columns(row: &[(SmallStr, f64)], values: &[(u64, f64)], case: &str) {
+    let v: Vec<f64> = values.iter().map(|x| x.1).collect();
+    let n = v.len() as f64;
+    let mut sum = ExactSum::default();
+    v.iter().for_each(|x| sum.add(*x));
+    let mean = sum.value() / n;
+    let sq: f64 = v.iter().map(|x| (x - mean) * (x - mean)).sum();
+    let mut sorted = v.clone();
+    sorted.sort_by(f64::total_cmp);
+    // First: least ts, ties to the smaller value; last: greatest ts, ties to
+    // the larger.
+    let first = values
+        .iter()
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|x| x.1);
+    let last = values
+        .iter()
+        .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|x| x.1);
+    let mut distinct: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let close = |got: f64, want: f64| {
+        (got.is_nan() && want.is_nan()) || (got - want).abs() <= 1e-9 * want.abs().max(1.0)
+    };
+    for (name, got) in row {
+        let ok = match name.as_str() {
+            "count" => *got == n,
+            "sum" => *got == sum.value(),
+            "min" => *got == sorted[0],
+            "max" => *got == sorted[sorted.len() - 1],
+            "mean" => *got == mean,
+            "variance" => close(
+                *got,
+                if v.len() > 1 {
+                    sq / (n - 1.0)
+                } else {
+                    f64::NAN
+                },
+            ),
+            "stddev_pop" => close(*got, (sq / n).sqrt()),
+            "first" => Some(*got) == first,
+            "last" => Some(*got) == last,
+            "distinct" => *got == distinct.len() as f64,
+            p => {
+                // Within the sketch's 1 % of a value at the quantile's rank.
+                let q: f64 = p[1..].parse::<f64>().expect("percentile") / 100.0;
+                let rank = q * (n - 1.0);
+                let (lo, hi) = (sorted[rank.floor() as usize], sorted[rank.ceil() as usize]);
+                let slack = 0.01 * lo.abs().max(hi.abs()) + 1e-9;
+                *got >= lo.min(hi) - slack && *got <= lo.max(hi) + slack
+            }
+        };
+        assert!(ok, "{case}: {name} = {got}, values {v:?}");
     }
 }

@@ -10,7 +10,7 @@ use std::io;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field as ArrowField, Schema, SchemaRef};
-use iotflow_types::{Alert, Reading, Reject, SeriesKey, SmallStr, WindowResult};
+use iotflow_types::{Alert, LateReading, Reading, Reject, SeriesKey, SmallStr, WindowResult};
 
 /// The kind of value a column holds, which fixes how each format writes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub trait FieldWriter {
 /// A record type that file sinks can write as a flat row.
 ///
 /// Implemented for [`WindowResult`] (keyed by [`SeriesKey`]), [`Alert`],
-/// [`Reject`] and [`Reading`].
+/// [`Reject`], [`Reading`] and [`LateReading`].
 ///
 /// ```
 /// use iotflow_file::sink::FileRecord;
@@ -137,6 +137,7 @@ impl FileRecord for WindowResult<SeriesKey> {
         Column::new("max", F64),
         Column::new("mean", F64),
         Column::new("sum", F64),
+        Column::new("kind", Str),
     ];
 
     fn write_fields<W: FieldWriter + ?Sized>(&self, out: &mut W) -> io::Result<()> {
@@ -148,7 +149,8 @@ impl FileRecord for WindowResult<SeriesKey> {
         out.float(self.stats.min)?;
         out.float(self.stats.max)?;
         out.float(self.stats.mean())?;
-        out.float(self.stats.sum())
+        out.float(self.stats.sum())?;
+        out.string(self.kind.as_str())
     }
 }
 
@@ -209,6 +211,25 @@ impl FileRecord for Reading {
         out.float(self.value)?;
         out.optional_string(self.unit.as_deref())?;
         out.tags(&self.tags)
+    }
+}
+
+impl FileRecord for LateReading {
+    const COLUMNS: &'static [Column] = &[
+        Column::new("device_id", Str),
+        Column::new("ts", U64),
+        Column::new("metric", Str),
+        Column::new("value", F64),
+        Column::new("unit", OptStr),
+        Column::new("tags", Tags),
+        Column::new("window_start_ms", U64),
+        Column::new("window_end_ms", U64),
+    ];
+
+    fn write_fields<W: FieldWriter + ?Sized>(&self, out: &mut W) -> io::Result<()> {
+        self.reading.write_fields(out)?;
+        out.uint(self.window_start)?;
+        out.uint(self.window_end)
     }
 }
 
