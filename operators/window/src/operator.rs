@@ -237,7 +237,8 @@ pub trait Windowed<'scope> {
     /// let mut windows: Vec<_> = rx.try_iter().flat_map(|e| match e { Event::Messages(_, d) => d, _ => vec![] }).collect();
     /// windows.sort_by_key(|w| w.start);
     /// let (p50, last) = &windows[0].stats;
-    /// assert!((p50.as_ref().expect("values")[0] - 24.5).abs() <= 0.5);
+    /// // The median of 0..=49 is 24.5; the sketch is within 1 % of a value at its rank.
+    /// assert!((23.7..=25.3).contains(&p50.as_ref().expect("values")[0]));
     /// assert_eq!(*last, Some(49.0));
     /// ```
     fn window_with<K, F, A>(

@@ -61,6 +61,10 @@ struct Slot<C> {
 /// The panes of one key (see the [module docs](self)).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct KeyRing<C> {
+    /// The earliest pending pane, kept here rather than in `slots`: most
+    /// readings go to it, and it enters the window without a visit to
+    /// `slots`, a separate allocation. Earlier than every pending slot.
+    head: Option<(Timestamp, C)>,
     slots: VecDeque<Slot<C>>,
     /// `slots[..retired]` have left the window.
     retired: usize,
@@ -74,7 +78,7 @@ struct KeyRing<C> {
     /// The window's aggregate after the last slide (unless `stale`).
     current: C,
     stale: bool,
-    /// Start of `slots[back_end]`, or `NONE`.
+    /// Start of `head`, or `NONE`.
     next_pending: Timestamp,
     /// Start of `slots[retired]` if the window holds a pane, or `NONE`.
     oldest: Timestamp,
@@ -83,6 +87,7 @@ struct KeyRing<C> {
 impl<C: Clone> KeyRing<C> {
     fn new<A: Aggregate<Acc = C>>(agg: &A) -> Self {
         KeyRing {
+            head: None,
             slots: VecDeque::new(),
             retired: 0,
             front_end: 0,
@@ -98,6 +103,28 @@ impl<C: Clone> KeyRing<C> {
     /// Folds a reading into pending pane `pane` (at or after the window's end).
     #[inline]
     fn add_pending<A: Aggregate<Acc = C>>(&mut self, agg: &A, pane: Timestamp, ts: u64, v: f64) {
+        let fresh = || {
+            let mut acc = agg.init();
+            agg.add(&mut acc, ts, v);
+            acc
+        };
+        match &mut self.head {
+            Some((start, acc)) if *start == pane => return agg.add(acc, ts, v),
+            Some((start, _)) if *start < pane => {}
+            _ => {
+                // A new earliest pending pane; the old one waits in `slots`.
+                if let Some((start, pane)) = self.head.replace((pane, fresh())) {
+                    let slot = Slot {
+                        start,
+                        pane,
+                        suffix: None,
+                    };
+                    self.slots.insert(self.back_end, slot);
+                }
+                self.next_pending = pane;
+                return;
+            }
+        }
         let mut i = self.slots.len();
         while i > self.back_end && self.slots[i - 1].start > pane {
             i -= 1;
@@ -106,19 +133,12 @@ impl<C: Clone> KeyRing<C> {
             agg.add(&mut self.slots[i - 1].pane, ts, v);
             return;
         }
-        let mut acc = agg.init();
-        agg.add(&mut acc, ts, v);
-        self.slots.insert(
-            i,
-            Slot {
-                start: pane,
-                pane: acc,
-                suffix: None,
-            },
-        );
-        if i == self.back_end {
-            self.next_pending = pane;
-        }
+        let slot = Slot {
+            start: pane,
+            pane: fresh(),
+            suffix: None,
+        };
+        self.slots.insert(i, slot);
     }
 
     /// Slides the window to `[end − size, end)` and drops retired panes that
@@ -133,12 +153,30 @@ impl<C: Clone> KeyRing<C> {
         keep_from: Timestamp,
     ) -> Option<&C> {
         while self.next_pending < end {
-            agg.merge(&mut self.back_agg, &self.slots[self.back_end].pane);
+            let Some((start, pane)) = self.head.take() else {
+                break;
+            };
+            agg.merge(&mut self.back_agg, &pane);
+            let slot = Slot {
+                start,
+                pane,
+                suffix: None,
+            };
+            if self.back_end == self.slots.len() {
+                self.slots.push_back(slot);
+            } else {
+                // Later pending panes wait behind it; the next one is head.
+                self.slots.insert(self.back_end, slot);
+                self.head = self
+                    .slots
+                    .remove(self.back_end + 1)
+                    .map(|s| (s.start, s.pane));
+            }
             if self.oldest == NONE {
                 self.oldest = self.slots[self.retired].start;
             }
             self.back_end += 1;
-            self.next_pending = self.slots.get(self.back_end).map_or(NONE, |s| s.start);
+            self.next_pending = self.head.as_ref().map_or(NONE, |h| h.0);
             self.stale = true;
         }
         let start = end - size;
@@ -146,7 +184,7 @@ impl<C: Clone> KeyRing<C> {
             if self.front_end == self.retired {
                 self.flip(agg);
             }
-            self.slots[self.retired].suffix = None;
+            // Its suffix goes stale; it is never read again.
             self.retired += 1;
             self.oldest = if self.retired < self.back_end {
                 self.slots[self.retired].start
@@ -230,7 +268,6 @@ impl<C: Clone> KeyRing<C> {
         } else {
             NONE
         };
-        self.next_pending = self.slots.get(self.back_end).map_or(NONE, |s| s.start);
         self.stale = true;
     }
 
@@ -238,10 +275,14 @@ impl<C: Clone> KeyRing<C> {
     fn range<A: Aggregate<Acc = C>>(&self, agg: &A, start: Timestamp, end: Timestamp) -> Option<C> {
         let from = self.slots.partition_point(|s| s.start < start);
         let to = self.slots.partition_point(|s| s.start < end);
-        (from < to).then(|| {
+        let head = self.head.as_ref().filter(|(h, _)| (start..end).contains(h));
+        (from < to || head.is_some()).then(|| {
             let mut acc = agg.init();
             for slot in self.slots.range(from..to) {
                 agg.merge(&mut acc, &slot.pane);
+            }
+            if let Some((_, pane)) = head {
+                agg.merge(&mut acc, pane);
             }
             acc
         })
@@ -249,7 +290,14 @@ impl<C: Clone> KeyRing<C> {
 
     /// Start of the first pane not yet retired.
     fn first_active(&self) -> Option<Timestamp> {
-        self.slots.get(self.retired).map(|s| s.start)
+        // The head precedes the pending slots, not the window's.
+        let slot = self.slots.get(self.retired).map(|s| s.start);
+        let head = self.head.as_ref().map(|h| h.0);
+        slot.into_iter().chain(head).min()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.head.is_none()
     }
 }
 
@@ -353,7 +401,7 @@ impl<K: Eq + Hash + Clone, C: Clone> SlidingState<K, C> {
                         kind: ResultKind::Final,
                     });
                 }
-                !ring.slots.is_empty()
+                !ring.is_empty()
             });
             self.fired_to = end;
             if out.is_empty() {
