@@ -29,6 +29,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use iotflow_anomaly::Ewma;
 use iotflow_core::codec::InputFormat;
@@ -37,7 +38,7 @@ use iotflow_core::validate::Rules;
 use iotflow_file::sink::Format;
 use iotflow_runtime::ClusterConfig;
 use iotflow_sim::FleetConfig;
-use iotflow_window::{TumblingConfig, WindowSpec};
+use iotflow_window::{WindowOptions, WindowSpec};
 use serde::{Deserialize, Serialize};
 
 /// Where readings come from.
@@ -109,17 +110,21 @@ pub enum WindowKind {
     Sliding,
     /// Per-key sessions closed by `gap_ms` without readings.
     Session,
+    /// Every `count` readings of a key, in event-time order.
+    Count,
 }
 
 /// The `[window]` section of a job.
 ///
 /// ```toml
 /// [window]
-/// kind = "sliding"        # tumbling (default) | sliding | session
+/// kind = "sliding"        # tumbling (default) | sliding | session | count
 /// size_ms = 60000         # tumbling and sliding (default 10000)
 /// slide_ms = 1000         # sliding
 /// # gap_ms = 30000        # session
-/// allowed_lateness_ms = 0
+/// # count = 100           # count
+/// allowed_lateness_ms = 0 # a late reading within it re-emits its window as an update
+/// # early_ms = 1000       # partial results every second of processing time (default off)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -132,9 +137,16 @@ pub struct WindowConfig {
     pub slide_ms: Option<u64>,
     /// Session gap (ms), session only.
     pub gap_ms: Option<u64>,
-    /// How long after the watermark passed a window it still accepts
-    /// readings (ms).
+    /// Readings per window, count only.
+    pub count: Option<u64>,
+    /// How long after the watermark passed a window it still takes
+    /// readings, each re-emitting the window with `kind = update` (ms;
+    /// default 0).
     pub allowed_lateness_ms: u64,
+    /// Every this many ms of processing time, each key's earliest open
+    /// window is also emitted as it stands, with `kind = partial` (default:
+    /// off).
+    pub early_ms: Option<u64>,
 }
 
 impl Default for WindowConfig {
@@ -144,7 +156,9 @@ impl Default for WindowConfig {
             size_ms: 10_000,
             slide_ms: None,
             gap_ms: None,
+            count: None,
             allowed_lateness_ms: 0,
+            early_ms: None,
         }
     }
 }
@@ -154,7 +168,14 @@ impl WindowConfig {
     pub fn spec(&self) -> Result<WindowSpec, iotflow_core::Error> {
         let allowed_lateness_ms = self.allowed_lateness_ms;
         let bad = |m: &str| Err(iotflow_core::Error::Config(format!("[window]: {m}")));
+        if self.count.is_some() && self.kind != WindowKind::Count {
+            return bad("count is only for kind = \"count\"");
+        }
         let spec = match (self.kind, self.slide_ms, self.gap_ms) {
+            (WindowKind::Count, None, None) => match self.count {
+                Some(size) => WindowSpec::Count { size },
+                None => return bad("kind = \"count\" needs count"),
+            },
             (WindowKind::Tumbling, None, None) => WindowSpec::Tumbling {
                 size_ms: self.size_ms,
                 allowed_lateness_ms,
@@ -177,12 +198,10 @@ impl WindowConfig {
         Ok(spec)
     }
 
-    /// The tumbling operator's configuration, when the kind is tumbling.
-    pub fn tumbling(&self) -> Option<TumblingConfig> {
-        (self.kind == WindowKind::Tumbling).then_some(TumblingConfig {
-            size_ms: self.size_ms,
-            allowed_lateness_ms: self.allowed_lateness_ms,
-        })
+    /// How the window operator fires beyond its spec (early results).
+    pub fn options(&self) -> WindowOptions {
+        let early = Duration::from_millis(self.early_ms.unwrap_or(0));
+        WindowOptions::default().early_every(early)
     }
 
     /// One line for summaries, e.g. `60 s sliding every 1 s`.
@@ -204,6 +223,7 @@ impl WindowConfig {
             WindowKind::Session => {
                 format!("sessions, gap {}", s(self.gap_ms.unwrap_or_default()))
             }
+            WindowKind::Count => format!("every {} readings", self.count.unwrap_or_default()),
         }
     }
 }

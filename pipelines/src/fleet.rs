@@ -13,7 +13,7 @@ use iotflow_core::source::Source;
 use iotflow_core::tally::Tally;
 use iotflow_file::sink::{FileRecord, Format, open_sink};
 use iotflow_types::{Alert, LateReading, Reading, Reject, SeriesKey, Timestamp, WindowResult};
-use iotflow_window::{Tumbling, TumblingCheckpointed, Windowed};
+use iotflow_window::{StatsAggregate, WindowSpec, Windowed};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::probe::Handle;
 use timely::dataflow::operators::{Concat, Operator, Probe};
@@ -97,25 +97,19 @@ fn build<'scope>(
             checkpoints,
         },
     )?;
-    let w = match cfg.window.tumbling() {
-        // The tumbling operator: fleet-v1's pipeline, tuned for it.
-        Some(tumbling) => match checkpoints {
-            Some(ck) => src.readings.clone().tumbling_checkpointed(
-                "tumbling",
-                &tumbling,
-                SeriesKey::of,
-                ck,
-            )?,
-            None => src
-                .readings
-                .clone()
-                .tumbling_by("tumbling", &tumbling, SeriesKey::of),
-        },
-        None => src
-            .readings
-            .clone()
-            .window("window", &spec, SeriesKey::of, checkpoints)?,
+    // Named by kind: the name keys the operator's state in checkpoints.
+    let name = match spec {
+        WindowSpec::Tumbling { .. } => "tumbling",
+        _ => "window",
     };
+    let w = src.readings.clone().window_with(
+        name,
+        &spec,
+        SeriesKey::of,
+        StatsAggregate,
+        &cfg.window.options(),
+        checkpoints,
+    )?;
     let z = match checkpoints {
         Some(ck) => src
             .readings

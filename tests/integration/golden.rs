@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use iotflow_testing::golden::GoldenCase;
 
-const CASES: [&str; 8] = [
+const CASES: [&str; 9] = [
     "allowed-lateness",
     "clock-skew",
+    "count-windows",
     "csv-input",
     "fleet-small",
     "late-and-disorder",
@@ -76,4 +77,9 @@ fn sessions_small() {
 #[test]
 fn allowed_lateness() {
     check("allowed-lateness");
+}
+
+#[test]
+fn count_windows() {
+    check("count-windows");
 }

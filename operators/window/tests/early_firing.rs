@@ -17,14 +17,14 @@ type Seen = Arc<Mutex<Vec<(ResultKind, u64, u64)>>>;
 fn partials_follow_the_clock_and_the_final_result_closes_the_window() {
     let clock = ManualClock::default();
     let seen: Seen = Arc::default();
-    let (clock2, seen2) = (clock.clone(), seen.clone());
+    let seen2 = seen.clone();
     timely::execute_directly(move |worker| {
         let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Reading>>>::new();
         let probe = ProbeHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
             let options = WindowOptions::default()
                 .early_every(Duration::from_secs(1))
-                .with_clock(Arc::new(clock2.clone()));
+                .with_clock(Arc::new(clock.clone()));
             let seen = seen2.clone();
             scope
                 .input_from(&mut input)
@@ -56,17 +56,17 @@ fn partials_follow_the_clock_and_the_final_result_closes_the_window() {
         settle(&mut input, 3_001);
         assert!(taken(&seen2).is_empty(), "no partial before the period");
 
-        clock2.advance(Duration::from_millis(1_000));
+        clock.advance(Duration::from_millis(1_000));
         settle(&mut input, 3_002);
         assert_eq!(taken(&seen2), [(ResultKind::Partial, 0, 2)]);
 
         // Half a period later: nothing new.
-        clock2.advance(Duration::from_millis(500));
+        clock.advance(Duration::from_millis(500));
         input.send(Reading::new("d-1", 5_000, "temp", 3.0));
         settle(&mut input, 6_000);
         assert_eq!(taken(&seen2).len(), 1);
 
-        clock2.advance(Duration::from_millis(600));
+        clock.advance(Duration::from_millis(600));
         settle(&mut input, 6_001);
         assert_eq!(taken(&seen2)[1], (ResultKind::Partial, 0, 3));
 
@@ -77,7 +77,7 @@ fn partials_follow_the_clock_and_the_final_result_closes_the_window() {
         assert_eq!(taken(&seen2).len(), 3);
 
         // The next window's partial.
-        clock2.advance(Duration::from_millis(1_000));
+        clock.advance(Duration::from_millis(1_000));
         settle(&mut input, 12_001);
         assert_eq!(taken(&seen2)[3], (ResultKind::Partial, 10_000, 1));
     });

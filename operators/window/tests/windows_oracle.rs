@@ -173,7 +173,9 @@ fn naive_sliding(
     slide: u64,
     allowed: u64,
 ) -> (Vec<Naive>, Vec<Late>) {
-    let mut windows: BTreeMap<(String, u64), Vec<(u64, u64, f64)>> = BTreeMap::new();
+    // (key, start) → (batch time, ts, value) of the readings in it.
+    type Panes = BTreeMap<(String, u64), Vec<(u64, u64, f64)>>;
+    let mut windows = Panes::new();
     let mut late = Vec::new();
     for (t, batch) in batches {
         for r in batch {
