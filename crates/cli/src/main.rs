@@ -1,6 +1,7 @@
 //! `iotflow`: run the fleet pipeline on a file, a generated stream or a
 //! cluster; generate fleet-v1 data.
 
+mod eval;
 mod progress;
 mod summary;
 
@@ -37,6 +38,9 @@ enum Command {
     Run(RunArgs),
     /// Write fleet-v1 data (NDJSON) plus FILE.meta.json and FILE.anomalies.
     Generate(GenerateArgs),
+    /// Replay a labelled CSV series through an anomaly detector; report
+    /// precision, recall, F1 and time to detect.
+    EvalAnomaly(eval::EvalArgs),
 }
 
 #[derive(Args, Debug)]
@@ -170,6 +174,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(a) => demo(a),
         Command::Run(a) => run(a),
         Command::Generate(a) => generate(a),
+        Command::EvalAnomaly(a) => eval::eval_anomaly(a),
     };
     match result {
         Ok(true) => std::process::ExitCode::from(130),

@@ -1,17 +1,13 @@
-use iotflow_core::checkpoint::{Ack, Checkpoints, Epochs, Snapshot, Step, encoder, input_frontier};
-use iotflow_core::held::Held;
+use iotflow_core::checkpoint::{Checkpoints, Snapshot, encoder};
 use iotflow_core::state::SnapshotError;
 use iotflow_core::state::{KeyedState, route};
 use iotflow_core::tally::Tally;
 use iotflow_types::{Alert, Reading, SeriesKey, SmallStr, Timestamp};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+
+use crate::shell::{Logic, shell, take_released};
 
 /// The EWMA z-score detector (`EwmaConfig` in TOML).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -226,22 +222,51 @@ impl<'scope> ScoreCheckpointed<'scope> for StreamVec<'scope, Timestamp, Reading>
     }
 }
 
-/// Scores `(release, reading)` pairs in order and collects alerts stamped
-/// at their release time.
-fn score_all(
-    st: &mut ScorerState,
-    ready: &mut [(Timestamp, Reading)],
-    p: &Ewma,
-    detector: &SmallStr,
-    alerts: &mut Vec<(Timestamp, Alert)>,
-) {
-    ready.sort_unstable_by(|(ka, a), (kb, b)| {
-        ka.cmp(kb)
-            .then(a.ts.cmp(&b.ts))
-            .then(a.value.total_cmp(&b.value))
-    });
-    for (at, r) in ready.iter() {
-        score_one(st, r, *at, p, detector, alerts);
+/// The EWMA detector inside the operator shell.
+struct EwmaLogic {
+    p: Ewma,
+    detector: SmallStr,
+    ready: Vec<(Timestamp, Reading)>,
+}
+
+impl Logic for EwmaLogic {
+    type State = ScorerState;
+    type Out = Alert;
+
+    fn batch(
+        &mut self,
+        st: &mut ScorerState,
+        t: Timestamp,
+        data: Vec<Reading>,
+        out: &mut Vec<(Timestamp, Alert)>,
+    ) {
+        if self.p.order == ScoreOrder::Arrival {
+            for r in &data {
+                score_one(st, r, t, &self.p, &self.detector, out);
+            }
+        } else {
+            st.pending
+                .extend(data.into_iter().map(|r| (r.ts.max(t), r)));
+        }
+    }
+
+    fn release(
+        &mut self,
+        st: &mut ScorerState,
+        bound: Option<Timestamp>,
+        out: &mut Vec<(Timestamp, Alert)>,
+    ) {
+        let ready = &mut self.ready;
+        if take_released(&mut st.pending, &mut st.released_below, bound, ready, |r| r) {
+            for (at, r) in ready.iter() {
+                score_one(st, r, *at, &self.p, &self.detector, out);
+            }
+            ready.clear();
+        }
+    }
+
+    fn alerts(&self, out: &[(Timestamp, Alert)]) -> u64 {
+        out.len() as u64
     }
 }
 
@@ -272,133 +297,33 @@ fn score_one(
     }
 }
 
-/// Releases every pending reading whose release time is below `bound`
-/// (`None`: all).
-fn release(
-    st: &mut ScorerState,
-    bound: Option<Timestamp>,
-    ready: &mut Vec<(Timestamp, Reading)>,
-    p: &Ewma,
-    detector: &SmallStr,
-    alerts: &mut Vec<(Timestamp, Alert)>,
-) {
-    let bound = bound.unwrap_or(Timestamp::MAX);
-    if bound <= st.released_below || st.pending.is_empty() {
-        // Nothing pending can be released before `released_below` moves:
-        // every pending release time is at or above it.
-        st.released_below = st.released_below.max(bound);
-        return;
-    }
-    st.released_below = bound;
-    let mut k = 0;
-    while k < st.pending.len() {
-        if st.pending[k].0 < bound {
-            ready.push(st.pending.swap_remove(k));
-        } else {
-            k += 1;
-        }
-    }
-    score_all(st, ready, p, detector, alerts);
-    ready.clear();
-}
-
 fn build<'scope>(
     stream: StreamVec<'scope, Timestamp, Reading>,
     name: &str,
     p: Ewma,
     hooks: Option<(&Checkpoints<'scope>, Option<Snapshot<ScorerState>>)>,
 ) -> ScoreStreams<'scope> {
-    const ACKS: usize = 2;
-    let worker = stream.scope().index();
-    let mut builder = OperatorBuilder::new(name.to_owned(), stream.scope());
-    let mut input = builder.new_input(stream, Exchange::new(SeriesKey::hash_of));
-    let mut control = hooks
-        .as_ref()
-        .map(|(c, _)| builder.new_input(c.control(), Pipeline));
-    let (alerts_out, alerts) = builder.new_output();
-    let (tally_out, tally) = builder.new_output();
-    let (acks_out, acks) = builder.new_output();
-    let mut alerts_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Alert>>>::from(alerts_out);
-    let mut tally_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tally_out);
-    let mut acks_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Ack>>>::from(acks_out);
-    let detector = SmallStr::from(name);
-    let op_name = name.to_owned();
-    let (restored, encode) = match hooks {
-        Some((c, restored)) => {
-            c.add_acks(acks);
-            (restored, Some(encoder::<ScorerState>()))
-        }
+    let (restored, hooks) = match hooks {
+        Some((c, restored)) => (restored, Some((c, encoder::<ScorerState>()))),
         None => (None, None),
     };
-
-    builder.build(move |mut caps| {
-        caps.truncate(ACKS);
-        let mut caps = Held::new(caps);
-        let Snapshot {
-            state: mut st,
-            mut tally,
-        } = restored.unwrap_or_default();
-        let mut epochs: Epochs<Reading> = Epochs::default();
-        let mut ready: Vec<(Timestamp, Reading)> = Vec::new();
-        // Alerts with the timely time they are stamped at.
-        let mut alerts: Vec<(Timestamp, Alert)> = Vec::new();
-        move |frontiers| {
-            let Some(held) = caps.get() else { return };
-            let mut acks_out = acks_out.activate();
-            input.for_each(|cap, data| epochs.push_message(&cap, data));
-            if let Some(control) = control.as_mut() {
-                control.for_each(|cap, data| epochs.request_message(&cap, data, ACKS));
-            }
-            let frontier = input_frontier(frontiers);
-            epochs.drain(frontier, |step| match step {
-                Step::Batch(t, data) => {
-                    if p.order == ScoreOrder::Arrival {
-                        for r in &data {
-                            score_one(&mut st, r, t, &p, &detector, &mut alerts);
-                        }
-                    } else {
-                        st.pending
-                            .extend(data.into_iter().map(|r| (r.ts.max(t), r)));
-                    }
-                }
-                Step::Checkpoint(ck, at) => {
-                    let bound = (!ck.is_final()).then_some(ck.time);
-                    release(&mut st, bound, &mut ready, &p, &detector, &mut alerts);
-                    // Alerts before the checkpoint are counted in it.
-                    tally.alerts += alerts.len() as u64;
-                    let mut out = alerts_out.activate();
-                    for (t, alert) in alerts.drain(..) {
-                        out.session(&held[0].delayed(&t)).give(alert);
-                    }
-                    if let Some(encode) = &encode {
-                        let ack = Ack::of_state(
-                            &ck,
-                            &op_name,
-                            worker,
-                            encode(&st, &tally),
-                            tally.clone(),
-                        );
-                        acks_out.session(&at).give(ack);
-                    }
-                }
-            });
-            release(&mut st, frontier, &mut ready, &p, &detector, &mut alerts);
-            if !alerts.is_empty() {
-                tally.alerts += alerts.len() as u64;
-                let mut out = alerts_out.activate();
-                for (at, alert) in alerts.drain(..) {
-                    out.session(&held[0].delayed(&at)).give(alert);
-                }
-            }
-            if let Some(last) = caps.follow(frontier) {
-                tally_out
-                    .activate()
-                    .session(&last[1])
-                    .give(std::mem::take(&mut tally));
-            }
-        }
-    });
-    ScoreStreams { alerts, tally }
+    let logic = EwmaLogic {
+        p,
+        detector: SmallStr::from(name),
+        ready: Vec::new(),
+    };
+    let streams = shell(
+        stream,
+        name,
+        SeriesKey::hash_of,
+        logic,
+        restored.unwrap_or_default(),
+        hooks,
+    );
+    ScoreStreams {
+        alerts: streams.out,
+        tally: streams.tally,
+    }
 }
 
 #[cfg(test)]
