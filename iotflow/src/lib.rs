@@ -3,7 +3,7 @@
 //! A dataflow framework for IoT telemetry, on [timely dataflow](timely).
 //! Readings enter through an event-time source whose timely frontier *is* the
 //! watermark; operators are verbs on timely streams (`.validate`,
-//! `.tumbling`, `.score`); results and dead letters leave through sinks on
+//! `.window`, `.detect`, `.score`); results and dead letters leave through sinks on
 //! their own threads. The same code runs on one thread, N threads, or a
 //! cluster of processes.
 //!
@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub use iotflow_anomaly as anomaly;
+pub use iotflow_cep as cep;
 pub use iotflow_core as core;
 pub use iotflow_file as file;
 pub use iotflow_pipelines as pipelines;
@@ -50,7 +51,8 @@ pub use timely;
 
 /// What a pipeline author needs in scope.
 pub mod prelude {
-    pub use iotflow_anomaly::{Ewma, Score};
+    pub use iotflow_anomaly::{Detect, DetectorConfig, Ewma, Score};
+    pub use iotflow_cep::{Cep, Pattern, PatternConfig, Skip};
     pub use iotflow_core::codec::{CsvDecoder, Decoder, InputFormat, JsonDecoder};
     pub use iotflow_core::context::JobContext;
     pub use iotflow_core::event_time::{EventTimeConfig, Lateness, event_time_source};
@@ -62,7 +64,10 @@ pub mod prelude {
     pub use iotflow_file::source::{FileSource, plan};
     pub use iotflow_runtime::{ClusterConfig, execute};
     pub use iotflow_types::{
-        Alert, DeviceId, Metric, Reading, Reject, RejectReason, SeriesKey, Stats, WindowResult,
+        Alert, DeviceId, LateReading, Metric, Reading, Reject, RejectReason, ResultKind, SeriesKey,
+        Stats, WindowResult,
     };
-    pub use iotflow_window::{Tumbling, TumblingConfig};
+    pub use iotflow_window::{
+        Aggregate, Aggregates, Tumbling, TumblingConfig, WindowOptions, WindowSpec, Windowed,
+    };
 }

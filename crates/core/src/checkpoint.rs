@@ -286,7 +286,7 @@ impl SourceState {
 /// What [`Epochs::drain`] hands out, in time order.
 #[derive(Debug)]
 pub enum Step<D, C = Capability<Timestamp>> {
-    /// A complete batch of input stamped at the time.
+    /// All input stamped at the time, in one batch.
     Batch(Timestamp, Vec<D>),
     /// A checkpoint that is due, with a capability at its message time for
     /// the ack output.
@@ -382,9 +382,15 @@ impl<D, C> Epochs<D, C> {
                 (None, Some(_)) => self.checkpoint(&mut step),
                 (Some(_), _) => {
                     if let Some((t, batches)) = self.batches.pop_first() {
+                        // One batch per time, however many messages it came
+                        // in: how input is split into messages differs with
+                        // the number of workers, and must not show.
+                        let mut batches = batches.into_iter();
+                        let mut all = batches.next().unwrap_or_default();
                         for b in batches {
-                            step(Step::Batch(t, b));
+                            all.extend(b);
                         }
+                        step(Step::Batch(t, all));
                     }
                 }
                 (None, None) => break,
@@ -509,11 +515,9 @@ mod tests {
         assert_eq!(trace(&mut e, Some(15)), ["b10:[1]"]);
         // Frontier 20: checkpoint 1 (time 20) is due before the batch at 20.
         assert_eq!(trace(&mut e, Some(20)), ["c1"]);
-        // Frontier 31: batches at 20, then checkpoint 2 (time 30), then 30.
-        assert_eq!(
-            trace(&mut e, Some(31)),
-            ["b20:[2]", "b20:[22]", "c2", "b30:[3]"]
-        );
+        // Frontier 31: the batch at 20 (both messages as one), then
+        // checkpoint 2 (time 30), then 30.
+        assert_eq!(trace(&mut e, Some(31)), ["b20:[2, 22]", "c2", "b30:[3]"]);
         assert!(e.is_empty());
         // The final checkpoint waits for the end of input, after every batch.
         e.push(50, vec![5]);

@@ -3,8 +3,9 @@
 //! [`Windowed::window`] cuts a keyed stream of readings into windows of
 //! event time and emits one [`WindowResult`] per key and window:
 //!
-//! * **tumbling** `[k·size, (k+1)·size)`, **sliding** `[k·slide, k·slide +
-//!   size)` (panes shared between the windows, see [`SlidingState`]),
+//! * **tumbling** `[k·size, (k+1)·size)` (window-major, see
+//!   [`TumblingState`]), **sliding** `[k·slide, k·slide + size)` (panes
+//!   shared between the windows, see [`SlidingState`]),
 //!   **session** (per-key gap, merging) and **count** windows ([`WindowSpec`]);
 //! * keyed by any function of the reading;
 //! * computing [`Stats`] (count, min, max, exact sum, mean) or, with
@@ -45,6 +46,7 @@ mod session;
 mod sliding;
 mod spec;
 mod tumbling;
+mod tumbling_state;
 
 pub use agg::{Aggregate, AggregateSpec, Aggregates, AggregatesConfig, StatsAggregate};
 pub use count::CountState;
@@ -54,3 +56,4 @@ pub use session::SessionState;
 pub use sliding::SlidingState;
 pub use spec::{WindowOptions, WindowSpec};
 pub use tumbling::{Tumbling, TumblingCheckpointed, TumblingConfig};
+pub use tumbling_state::TumblingState;

@@ -33,6 +33,7 @@ use crate::count::CountState;
 use crate::session::SessionState;
 use crate::sliding::SlidingState;
 use crate::spec::{WindowOptions, WindowSpec};
+use crate::tumbling_state::TumblingState;
 
 /// Where a reading went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +74,9 @@ pub struct WindowStreams<'scope, K, V = Stats> {
     deserialize = "K: Deserialize<'de> + Eq + Hash, C: Deserialize<'de>"
 ))]
 pub enum WindowState<K, C = Stats> {
-    /// Sliding or tumbling windows.
+    /// Tumbling windows.
+    Tumbling(TumblingState<K, C>),
+    /// Sliding windows.
     Sliding(SlidingState<K, C>),
     /// Session windows.
     Session(SessionState<K, C>),
@@ -92,6 +95,7 @@ impl<K: Eq + Hash + Clone, C: Clone> WindowState<K, C> {
         t: Timestamp,
     ) -> Added {
         match self {
+            WindowState::Tumbling(s) => s.add(agg, key, ts, v, t),
             WindowState::Sliding(s) => s.add(agg, key, ts, v, t),
             WindowState::Session(s) => s.add(agg, key, ts, v, t),
             WindowState::Count(s) => s.add(agg, key, ts, v),
@@ -106,6 +110,7 @@ impl<K: Eq + Hash + Clone, C: Clone> WindowState<K, C> {
         emit: Emit<'_, K, A::Output>,
     ) {
         match self {
+            WindowState::Tumbling(s) => s.fire(agg, bound, emit),
             WindowState::Sliding(s) => s.fire(agg, bound, emit),
             WindowState::Session(s) => s.fire(agg, bound, emit),
             WindowState::Count(s) => s.fire(agg, bound, emit),
@@ -120,6 +125,7 @@ impl<K: Eq + Hash + Clone, C: Clone> WindowState<K, C> {
         emit: Emit<'_, K, A::Output>,
     ) {
         match self {
+            WindowState::Tumbling(s) => s.after_batch(agg, t, emit),
             WindowState::Sliding(s) => s.after_batch(agg, t, emit),
             WindowState::Session(s) => s.after_batch(agg, t, emit),
             WindowState::Count(s) => s.after_batch(agg, t, emit),
@@ -128,6 +134,7 @@ impl<K: Eq + Hash + Clone, C: Clone> WindowState<K, C> {
 
     fn partials<A: Aggregate<Acc = C>>(&self, agg: &A) -> Vec<WindowResult<K, A::Output>> {
         match self {
+            WindowState::Tumbling(s) => s.partials(agg),
             WindowState::Sliding(s) => s.partials(agg),
             WindowState::Session(s) => s.partials(agg),
             WindowState::Count(s) => s.partials(agg),
@@ -148,6 +155,7 @@ where
     fn retain_owned(&mut self, worker: usize, peers: usize) {
         let owned = |k: &K| route(stable_hash(k), peers) == worker;
         match self {
+            WindowState::Tumbling(s) => s.retain_keys(owned),
             WindowState::Sliding(s) => s.retain_keys(owned),
             WindowState::Session(s) => s.retain_keys(owned),
             WindowState::Count(s) => s.retain_keys(owned),
@@ -156,6 +164,7 @@ where
 
     fn merge(&mut self, other: Self) {
         match (self, other) {
+            (WindowState::Tumbling(a), WindowState::Tumbling(b)) => a.merge(b),
             (WindowState::Sliding(a), WindowState::Sliding(b)) => a.merge(b),
             (WindowState::Session(a), WindowState::Session(b)) => a.merge(b),
             (WindowState::Count(a), WindowState::Count(b)) => a.merge(b),

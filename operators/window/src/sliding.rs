@@ -1,4 +1,4 @@
-//! Sliding windows (and tumbling ones, the case `slide = size`) on panes.
+//! Sliding windows on panes.
 //!
 //! Windows are `[k·slide, k·slide + size)` with `size` a multiple of
 //! `slide`. A reading is folded into exactly one *pane* of `slide` ms (one

@@ -12,6 +12,7 @@ use crate::count::CountState;
 use crate::operator::WindowState;
 use crate::session::SessionState;
 use crate::sliding::SlidingState;
+use crate::tumbling_state::TumblingState;
 
 /// Which windows to cut (the `[window]` of a job in TOML, with `kind`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,7 +168,7 @@ impl WindowSpec {
             WindowSpec::Tumbling {
                 size_ms,
                 allowed_lateness_ms,
-            } => WindowState::Sliding(SlidingState::new(size_ms, size_ms, allowed_lateness_ms)),
+            } => WindowState::Tumbling(TumblingState::new(size_ms, allowed_lateness_ms)),
             WindowSpec::Sliding {
                 size_ms,
                 slide_ms,
