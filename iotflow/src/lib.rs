@@ -38,10 +38,13 @@
 
 #![deny(missing_docs)]
 
+pub use iotflow_alert as alert;
 pub use iotflow_anomaly as anomaly;
 pub use iotflow_cep as cep;
 pub use iotflow_core as core;
 pub use iotflow_file as file;
+#[cfg(feature = "ml")]
+pub use iotflow_ml as ml;
 pub use iotflow_pipelines as pipelines;
 pub use iotflow_runtime as runtime;
 pub use iotflow_sim as sim;
@@ -51,6 +54,7 @@ pub use timely;
 
 /// What a pipeline author needs in scope.
 pub mod prelude {
+    pub use iotflow_alert::{AlertPolicy, Alerting, Signal};
     pub use iotflow_anomaly::{Detect, DetectorConfig, Ewma, Score};
     pub use iotflow_cep::{Cep, Pattern, PatternConfig, Skip};
     pub use iotflow_core::codec::{CsvDecoder, Decoder, InputFormat, JsonDecoder};
