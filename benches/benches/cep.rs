@@ -1,7 +1,7 @@
 //! CEP on fleet-v1 readings: a 3-stage pattern with `within`, keyed by
 //! device (10,000 keys), in a 1-worker timely dataflow fed as the
-//! event-time source would (batches of 10,000, input time at the watermark,
-//! max ts − 2 s).
+//! event-time source would (`iotflow_benches::run_dataflow`: batches of
+//! 10,000, input time at the watermark, max ts − 2 s + 1).
 //!
 //! The pattern, per device: a temperature, then a higher temperature
 //! (iterative condition on the first), then a vibration reading above 0.5 g,
@@ -15,18 +15,13 @@
 //! cargo bench -p iotflow-benches --bench cep
 //! ```
 
-use std::cell::Cell;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use iotflow_benches::{decoded, fleet_lines};
+use iotflow_benches::{decoded, fleet_lines, run_dataflow};
 use iotflow_cep::{Cep, CepState, Pattern};
 use iotflow_core::validate::Rules;
 use iotflow_types::{DeviceId, Reading};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::{Input, Inspect, Probe};
-use timely::dataflow::{InputHandle, ProbeHandle};
 
 const READINGS: u64 = 1_000_000;
 const BATCH: usize = 10_000;
@@ -48,49 +43,17 @@ fn pattern() -> Pattern<Reading> {
 
 /// One run over `readings`: (matches, elapsed).
 fn run(readings: Vec<Reading>) -> (u64, Duration) {
-    timely::execute_directly(move |worker| {
-        let pattern = pattern();
-        let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Reading>>>::new();
-        let probe = ProbeHandle::new();
-        let matches = Rc::new(Cell::new(0u64));
-        let seen = matches.clone();
-        worker.dataflow::<u64, _, _>(|scope| {
-            scope
-                .input_from(&mut input)
-                .detect(
-                    "cep",
-                    &pattern,
-                    |r: &Reading| r.device.clone(),
-                    |_: &DeviceId, m| m.end,
-                    None,
-                )
-                .expect("no restore")
-                .matches
-                .inspect(move |_| seen.set(seen.get() + 1))
-                .probe_with(&probe);
-        });
-        let started = Instant::now();
-        let mut max_ts = 0u64;
-        let mut readings = readings.into_iter();
-        loop {
-            let mut sent = 0;
-            for r in readings.by_ref().take(BATCH) {
-                max_ts = max_ts.max(r.ts);
-                input.send(r);
-                sent += 1;
-            }
-            if sent == 0 {
-                break;
-            }
-            let watermark = max_ts.saturating_sub(DISORDER_MS);
-            if watermark > *input.time() {
-                input.advance_to(watermark);
-            }
-            worker.step_while(|| probe.less_than(input.time()));
-        }
-        drop(input);
-        while worker.step() {}
-        (matches.get(), started.elapsed())
+    run_dataflow(readings, |stream| {
+        stream
+            .detect(
+                "cep",
+                &pattern(),
+                |r: &Reading| r.device.clone(),
+                |_: &DeviceId, m| m.end,
+                None,
+            )
+            .expect("no restore")
+            .matches
     })
 }
 

@@ -2,9 +2,11 @@
 //! fleet-v1 readings in a 1-worker dataflow, keyed by (device, metric), fed
 //! as the event-time source would (batches of 10,000 stamped at the
 //! running watermark, max ts − 2000 ms + 1). Throughput counts input
-//! readings. `zscore_fleet` is the fleet pipeline's EWMA operator
-//! (`Score::score`, alerts only); the others run `.detect` and emit every
-//! reading's score. RCF is not run here: one forest per (device, metric)
+//! readings, through `iotflow_benches::run_dataflow`. `zscore_fleet` is
+//! the fleet pipeline's EWMA operator (`Score::score`, alerts only); the
+//! others run `.detect`, emitting alerts only (`Emit::Alerts`, the
+//! default) or, for `*_scores`, every reading's score too
+//! (`Emit::Scores`). RCF is not run here: one forest per (device, metric)
 //! (50 trees × 256 points, megabytes each) over fleet-v1's 40,000 series
 //! exhausts memory before it measures anything; its cost per reading is
 //! stated in the anomaly crate's docs.
@@ -13,78 +15,51 @@
 //! cargo bench -p iotflow-benches --bench detectors
 //! ```
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use iotflow_anomaly::{Detect, DetectorConfig, Ewma, Score};
-use iotflow_benches::{decoded, fleet_lines};
+use iotflow_anomaly::{Detect, DetectorConfig, Emit, Ewma, Score};
+use iotflow_benches::{decoded, fleet_lines, run_dataflow};
 use iotflow_core::validate::Rules;
 use iotflow_types::{Reading, SeriesKey};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::{Input, Inspect, Probe};
-use timely::dataflow::{InputHandle, ProbeHandle};
 
 const READINGS: u64 = 1_000_000;
 
+/// What one bench runs.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// The fleet pipeline's EWMA operator (`Score::score`).
+    Fleet,
+    /// `.detect` with a named detector and what it emits.
+    Detect(&'static str, Emit),
+}
+
 /// Runs one detector over `readings`; returns (records out, elapsed).
-fn run(readings: Vec<Reading>, detector: Option<&'static str>) -> (u64, Duration) {
-    const BATCH: usize = 10_000;
-    const DISORDER_MS: u64 = 2_000;
-    timely::execute_directly(move |worker| {
-        let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Reading>>>::new();
-        let probe = ProbeHandle::new();
-        let count = Rc::new(Cell::new(0u64));
-        let seen = count.clone();
-        worker.dataflow::<u64, _, _>(|scope| {
-            let stream = scope.input_from(&mut input);
-            match detector {
-                None => {
-                    stream
-                        .score("zscore", Ewma::new(0.01))
-                        .alerts
-                        .inspect(move |_| seen.set(seen.get() + 1))
-                        .probe_with(&probe);
-                }
-                Some(name) => {
-                    let det = DetectorConfig::named(name)
-                        .and_then(|c| c.build())
-                        .expect("detector");
-                    stream
-                        .detect(name, det, SeriesKey::of, None)
-                        .expect("no restore")
-                        .scores
-                        .inspect(move |_| seen.set(seen.get() + 1))
-                        .probe_with(&probe);
-                }
-            }
-        });
-        let started = std::time::Instant::now();
-        let mut max_ts = 0u64;
-        let mut readings = readings.into_iter();
-        loop {
-            let mut sent = 0;
-            for r in readings.by_ref().take(BATCH) {
-                max_ts = max_ts.max(r.ts);
-                input.send(r);
-                sent += 1;
-            }
-            if sent == 0 {
-                break;
-            }
-            let frontier = max_ts.saturating_sub(DISORDER_MS) + 1;
-            if frontier > *input.time() {
-                input.advance_to(frontier);
-            }
-            while probe.less_than(input.time()) {
-                worker.step();
-            }
-        }
-        drop(input);
-        while worker.step() {}
-        (count.get(), started.elapsed())
-    })
+fn run(readings: Vec<Reading>, kind: Kind) -> (u64, Duration) {
+    match kind {
+        Kind::Fleet => run_dataflow(readings, |stream| {
+            stream.score("zscore", Ewma::new(0.01)).alerts
+        }),
+        Kind::Detect(name, Emit::Alerts) => run_dataflow(readings, move |stream| {
+            stream
+                .detect(name, detector(name), SeriesKey::of, Emit::Alerts, None)
+                .expect("no restore")
+                .alerts
+        }),
+        Kind::Detect(name, Emit::Scores) => run_dataflow(readings, move |stream| {
+            stream
+                .detect(name, detector(name), SeriesKey::of, Emit::Scores, None)
+                .expect("no restore")
+                .scores
+                .expect("scores asked for")
+        }),
+    }
+}
+
+fn detector(name: &str) -> iotflow_anomaly::AnyDetector {
+    DetectorConfig::named(name)
+        .and_then(|c| c.build())
+        .expect("detector")
 }
 
 fn detectors(c: &mut Criterion) {
@@ -93,25 +68,26 @@ fn detectors(c: &mut Criterion) {
     readings.retain(|r| rules.check(r).is_ok());
     let mut g = c.benchmark_group("detectors");
     g.sample_size(10);
-    let kinds: [(&str, Option<&'static str>, usize); 8] = [
-        ("zscore_fleet", None, readings.len()),
-        ("zscore", Some("zscore"), readings.len()),
-        ("mad", Some("mad"), readings.len()),
-        ("cusum", Some("cusum"), readings.len()),
-        ("holt_winters", Some("holt_winters"), readings.len()),
-        ("flatline", Some("flatline"), readings.len()),
-        ("rate", Some("rate"), readings.len()),
-        ("auto", Some("auto"), readings.len()),
+    let kinds = [
+        ("zscore_fleet", Kind::Fleet),
+        ("zscore", Kind::Detect("zscore", Emit::Alerts)),
+        ("zscore_scores", Kind::Detect("zscore", Emit::Scores)),
+        ("mad", Kind::Detect("mad", Emit::Alerts)),
+        ("cusum", Kind::Detect("cusum", Emit::Alerts)),
+        ("holt_winters", Kind::Detect("holt_winters", Emit::Alerts)),
+        ("flatline", Kind::Detect("flatline", Emit::Alerts)),
+        ("rate", Kind::Detect("rate", Emit::Alerts)),
+        ("auto", Kind::Detect("auto", Emit::Alerts)),
+        ("auto_scores", Kind::Detect("auto", Emit::Scores)),
     ];
-    for (label, detector, n) in kinds {
-        let input = &readings[..n];
-        g.throughput(Throughput::Elements(n as u64));
+    g.throughput(Throughput::Elements(readings.len() as u64));
+    for (label, kind) in kinds {
         g.bench_function(label, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     // The clone is made outside the measured time.
-                    let (_, elapsed) = run(input.to_vec(), detector);
+                    let (_, elapsed) = run(readings.clone(), kind);
                     total += elapsed;
                 }
                 total

@@ -5,10 +5,14 @@
 //! - `benches/validate.rs`: `Rules::check` over decoded readings.
 //! - `benches/tumbling.rs`, `benches/windows.rs`: the keyed window kinds in a
 //!   1-worker dataflow.
+//! - `benches/cep.rs`: a 3-stage CEP pattern keyed by device.
+//! - `benches/detectors.rs`: every anomaly detector but RCF, alerts only
+//!   and with every score.
 //! - `src/bin/fleet_e2e.rs`: the whole fleet pipeline, lines/s per worker
 //!   count and p50/p99 latency under a rate-limited source.
 //!
-//! This library holds the fixtures they share.
+//! This library holds the fixtures they share, and [`run_dataflow`], the
+//! one driver loop every operator bench runs its dataflow with.
 
 use iotflow_core::codec::{Decoder, JsonDecoder};
 use iotflow_sim::{FleetConfig, FleetGenerator};
@@ -49,12 +53,32 @@ pub type BuildWindow =
         timely::dataflow::StreamVec<'scope, u64, Reading>,
     ) -> timely::dataflow::StreamVec<'scope, u64, iotflow_types::WindowResult>;
 
-/// Runs a window built by `build` over `readings` once in a 1-worker
-/// dataflow: readings enter in batches of 10,000 whose timely time follows
-/// the fleet-v1 watermark (max ts − 2000 ms + 1), as the event-time source
-/// sends them, so windows fire as event time advances. Returns (results
-/// emitted, elapsed); building the dataflow is timed (about a millisecond).
+/// Runs a window built by `build` over `readings` once (see
+/// [`run_dataflow`]). Returns (results emitted, elapsed).
 pub fn run_window(readings: Vec<Reading>, build: BuildWindow) -> (u64, std::time::Duration) {
+    run_dataflow(readings, build)
+}
+
+/// Runs the dataflow `build` makes on a stream of `readings` once in a
+/// 1-worker timely dataflow: readings enter in batches of 10,000 whose
+/// timely time follows the fleet-v1 watermark (max ts − 2000 ms + 1), as
+/// the event-time source sends them, so windows fire and detectors release
+/// as event time advances; the worker steps until the output has caught up
+/// with each batch. Returns (records on the stream `build` returns,
+/// elapsed); building the dataflow is timed (about a millisecond).
+///
+/// Every operator bench (windows, CEP, detectors) drives its operator
+/// through this one loop, so their figures are comparable.
+pub fn run_dataflow<O, F>(readings: Vec<Reading>, build: F) -> (u64, std::time::Duration)
+where
+    O: Clone + 'static,
+    F: for<'scope> FnOnce(
+            timely::dataflow::StreamVec<'scope, u64, Reading>,
+        ) -> timely::dataflow::StreamVec<'scope, u64, O>
+        + Send
+        + Sync
+        + 'static,
+{
     use std::cell::Cell;
     use std::rc::Rc;
     use timely::container::CapacityContainerBuilder;
@@ -66,11 +90,15 @@ pub fn run_window(readings: Vec<Reading>, build: BuildWindow) -> (u64, std::time
     timely::execute_directly(move |worker| {
         let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Reading>>>::new();
         let probe = ProbeHandle::new();
-        let windows = Rc::new(Cell::new(0u64));
-        let seen = windows.clone();
+        let count = Rc::new(Cell::new(0u64));
+        let seen = count.clone();
         worker.dataflow::<u64, _, _>(|scope| {
             build(scope.input_from(&mut input))
-                .inspect(move |_| seen.set(seen.get() + 1))
+                .inspect_core(move |event| {
+                    if let Ok((_, out)) = event {
+                        seen.set(seen.get() + out.len() as u64);
+                    }
+                })
                 .probe_with(&probe);
         });
         let started = std::time::Instant::now();
@@ -96,6 +124,6 @@ pub fn run_window(readings: Vec<Reading>, build: BuildWindow) -> (u64, std::time
         }
         drop(input);
         while worker.step() {}
-        (windows.get(), started.elapsed())
+        (count.get(), started.elapsed())
     })
 }

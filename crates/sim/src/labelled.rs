@@ -276,6 +276,152 @@ impl LabelledSeries {
     }
 }
 
+/// What labelled multivariate series to make: `metrics` sensors of one
+/// device driven by one shared factor, so that they move together.
+///
+/// Row `i` is `x_j = level_j + loading · f_i + noise · e_ij` for metric
+/// `j`, with `f_i` and `e_ij` independent standard normals and
+/// `level_j = 20 + 5 j`. In a **correlation break** one metric (events
+/// cycle through them) follows `−f_i` instead of `f_i` for 20–60 rows. Its
+/// values keep exactly their usual distribution, and so do every other
+/// metric's: no detector that looks at one metric at a time can see the
+/// break, only one that looks at the metrics together. Events are placed
+/// as in [`LabelledSeries`] (after a clean stretch, one per slot, at least
+/// 150 clean rows apart).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VectorConfig {
+    /// Rows. Default 5000.
+    pub len: usize,
+    /// Seed. Default 1.
+    pub seed: u64,
+    /// Metrics per row, at least 2. Default 4.
+    pub metrics: usize,
+    /// Correlation breaks. Default 10.
+    pub anomalies: usize,
+    /// Time between rows (ms). Default 1000.
+    pub step_ms: u64,
+    /// First timestamp (ms since the Unix epoch). Default 1,700,000,000,000.
+    pub start_ms: u64,
+    /// Weight of the shared factor. Default 2.
+    pub loading: f64,
+    /// Standard deviation of each metric's own noise. Default 0.5.
+    pub noise: f64,
+    /// Decimal places of the values. Default 4.
+    pub decimals: u32,
+}
+
+impl Default for VectorConfig {
+    fn default() -> Self {
+        VectorConfig {
+            len: 5000,
+            seed: 1,
+            metrics: 4,
+            anomalies: 10,
+            step_ms: 1000,
+            start_ms: 1_700_000_000_000,
+            loading: 2.0,
+            noise: 0.5,
+            decimals: 4,
+        }
+    }
+}
+
+/// One correlation break: rows `start..end` of `metric`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VectorEvent {
+    /// The metric that breaks away.
+    pub metric: usize,
+    /// First row.
+    pub start: usize,
+    /// One past the last row.
+    pub end: usize,
+}
+
+/// A generated multivariate series (see [`VectorConfig`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelledVectors {
+    /// Timestamps, ms since the Unix epoch.
+    pub ts: Vec<u64>,
+    /// `values[i][j]`: row `i`, metric `j`.
+    pub values: Vec<Vec<f64>>,
+    /// Whether each row is anomalous.
+    pub labels: Vec<bool>,
+    /// The events, in row order.
+    pub events: Vec<VectorEvent>,
+}
+
+impl LabelledVectors {
+    /// Rows of one break: 20–60.
+    const ROWS: (usize, usize) = (20, 60);
+
+    /// Generates the series `cfg` describes.
+    pub fn generate(cfg: &VectorConfig) -> Result<LabelledVectors, Error> {
+        if cfg.metrics < 2 || !(cfg.noise.is_finite() && cfg.noise > 0.0 && cfg.loading.is_finite())
+        {
+            return Err(Error::Config(format!(
+                "labelled vectors: need metrics >= 2 and noise > 0, got {cfg:?}"
+            )));
+        }
+        let clean = (cfg.len / 10).max(300);
+        let slot = cfg
+            .len
+            .saturating_sub(clean)
+            .checked_div(cfg.anomalies)
+            .unwrap_or(usize::MAX);
+        if cfg.anomalies > 0 && slot < Self::ROWS.1 + GAP {
+            return Err(Error::Config(format!(
+                "labelled vectors: {} rows are too few for {} breaks",
+                cfg.len, cfg.anomalies
+            )));
+        }
+        let mut rng = FleetRng::from_splitmix(&mut SplitMix64(cfg.seed ^ 0x7ec7_0125));
+        let mut normal = StdNormal::default();
+        let mut events = Vec::with_capacity(cfg.anomalies);
+        for i in 0..cfg.anomalies {
+            let (lo, hi) = Self::ROWS;
+            let rows = lo + (rng.random::<u64>() % (hi - lo + 1) as u64) as usize;
+            let room = slot - rows - GAP;
+            let start = clean + i * slot + (rng.random::<u64>() % (room as u64 + 1)) as usize;
+            events.push(VectorEvent {
+                metric: i % cfg.metrics,
+                start,
+                end: start + rows,
+            });
+        }
+        let scale = 10f64.powi(cfg.decimals.min(12) as i32);
+        let round = |x: f64| (x * scale).round() / scale;
+        let mut values = Vec::with_capacity(cfg.len);
+        let mut labels = vec![false; cfg.len];
+        let mut next = 0;
+        for (i, label) in labels.iter_mut().enumerate() {
+            while next < events.len() && events[next].end <= i {
+                next += 1;
+            }
+            let broken = events.get(next).filter(|e| e.start <= i).map(|e| e.metric);
+            *label = broken.is_some();
+            let f = normal.sample(&mut rng);
+            let row = (0..cfg.metrics)
+                .map(|j| {
+                    let sign = if broken == Some(j) { -1.0 } else { 1.0 };
+                    let e = normal.sample(&mut rng);
+                    round(20.0 + 5.0 * j as f64 + sign * cfg.loading * f + cfg.noise * e)
+                })
+                .collect();
+            values.push(row);
+        }
+        let ts = (0..cfg.len as u64)
+            .map(|i| cfg.start_ms + i * cfg.step_ms)
+            .collect();
+        Ok(LabelledVectors {
+            ts,
+            values,
+            labels,
+            events,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,5 +501,54 @@ mod tests {
             ..LabelledConfig::default()
         };
         assert!(LabelledSeries::generate(&cfg).is_err());
+    }
+
+    #[test]
+    fn a_correlation_break_keeps_every_metric_s_distribution() {
+        let cfg = VectorConfig {
+            len: 20_000,
+            anomalies: 40,
+            ..VectorConfig::default()
+        };
+        let v = LabelledVectors::generate(&cfg).expect("generate");
+        assert_eq!(v.events.len(), 40);
+        assert_eq!(
+            v.labels.iter().filter(|l| **l).count(),
+            v.events.iter().map(|e| e.end - e.start).sum::<usize>()
+        );
+        // Inside a break the broken metric moves against the others;
+        // outside, every pair moves together. Its own mean and spread stay.
+        let corr = |rows: &[usize], a: usize, b: usize| {
+            let n = rows.len() as f64;
+            let m = |j: usize| rows.iter().map(|&i| v.values[i][j]).sum::<f64>() / n;
+            let (ma, mb) = (m(a), m(b));
+            let cov = rows
+                .iter()
+                .map(|&i| (v.values[i][a] - ma) * (v.values[i][b] - mb))
+                .sum::<f64>();
+            let va = rows
+                .iter()
+                .map(|&i| (v.values[i][a] - ma).powi(2))
+                .sum::<f64>();
+            let vb = rows
+                .iter()
+                .map(|&i| (v.values[i][b] - mb).powi(2))
+                .sum::<f64>();
+            (cov / (va * vb).sqrt(), ma, (va / n).sqrt())
+        };
+        let broken0: Vec<usize> = v
+            .events
+            .iter()
+            .filter(|e| e.metric == 0)
+            .flat_map(|e| e.start..e.end)
+            .collect();
+        let clean: Vec<usize> = (0..v.values.len()).filter(|i| !v.labels[*i]).collect();
+        let (c_in, m_in, s_in) = corr(&broken0, 0, 1);
+        let (c_out, m_out, s_out) = corr(&clean, 0, 1);
+        assert!(c_in < -0.8 && c_out > 0.8, "{c_in} {c_out}");
+        assert!(
+            (m_in - m_out).abs() < 0.3 && (s_in - s_out).abs() < 0.3,
+            "{m_in} {m_out} {s_in} {s_out}"
+        );
     }
 }

@@ -10,11 +10,24 @@ use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
-use timely::dataflow::operators::core::Map;
 
 use crate::Error;
 use crate::detector::{Detector, Verdict};
-use crate::shell::{Logic, shell, take_released};
+use crate::shell::{Logic, Outs, Released, shell, take_released};
+
+/// What `.detect` emits besides alerts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Emit {
+    /// Alerts only: a record per flagged reading. The default, and the
+    /// fast path: nothing is built or sent for an ordinary reading.
+    #[default]
+    Alerts,
+    /// Alerts, and every reading's [`Scored`] record on
+    /// [`DetectStreams::scores`] (for evaluation, dashboards or a
+    /// downstream combiner): one more record per reading.
+    Scores,
+}
 
 /// A scored reading.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,10 +96,12 @@ where
 /// The outputs of `.detect`.
 #[derive(Debug)]
 pub struct DetectStreams<'scope, K> {
-    /// Every reading with its score, stamped at its release time.
-    pub scores: StreamVec<'scope, Timestamp, Scored<K>>,
-    /// The flagged readings as alerts (`score`: the raw statistic).
+    /// The flagged readings as alerts (`score`: the raw statistic,
+    /// `detector`: the operator's name), stamped at their release time.
     pub alerts: StreamVec<'scope, Timestamp, Alert>,
+    /// With [`Emit::Scores`]: every reading with its score, stamped at its
+    /// release time; `None` with [`Emit::Alerts`].
+    pub scores: Option<StreamVec<'scope, Timestamp, Scored<K>>>,
     /// Per worker at the end: alerts raised.
     pub tally: StreamVec<'scope, Timestamp, Tally>,
 }
@@ -94,12 +109,14 @@ pub struct DetectStreams<'scope, K> {
 /// Runs a streaming detector per key.
 pub trait Detect<'scope> {
     /// Scores every reading with `detector`, one state per `key(reading)`,
-    /// in event-time order per key (see the [crate docs](crate)). With
-    /// `checkpoints`, the state is in every checkpoint and restored from
-    /// the one being recovered, on any number of workers.
+    /// in event-time order per key (see the [crate docs](crate)), and
+    /// emits an alert per flagged reading, plus every reading's score with
+    /// [`Emit::Scores`]. With `checkpoints`, the state is in every
+    /// checkpoint and restored from the one being recovered, on any number
+    /// of workers.
     ///
     /// ```
-    /// use iotflow_anomaly::{Detect, DetectorConfig};
+    /// use iotflow_anomaly::{Detect, DetectorConfig, Emit};
     /// use iotflow_types::{Reading, SeriesKey};
     /// use timely::dataflow::operators::{ToStream, Capture, capture::Event};
     ///
@@ -111,7 +128,7 @@ pub trait Detect<'scope> {
     ///     readings.push(Reading::new("d-1", 200_000, "temp", 35.0));
     ///     readings
     ///         .to_stream(scope)
-    ///         .detect("mad", detector, SeriesKey::of, None)
+    ///         .detect("mad", detector, SeriesKey::of, Emit::Alerts, None)
     ///         .expect("no checkpoint to restore")
     ///         .alerts
     ///         .capture()
@@ -126,6 +143,7 @@ pub trait Detect<'scope> {
         name: &str,
         detector: D,
         key: F,
+        emit: Emit,
         checkpoints: Option<&Checkpoints<'scope>>,
     ) -> Result<DetectStreams<'scope, K>, Error>
     where
@@ -140,6 +158,7 @@ impl<'scope> Detect<'scope> for StreamVec<'scope, Timestamp, Reading> {
         name: &str,
         detector: D,
         key: F,
+        emit: Emit,
         checkpoints: Option<&Checkpoints<'scope>>,
     ) -> Result<DetectStreams<'scope, K>, Error>
     where
@@ -156,7 +175,9 @@ impl<'scope> Detect<'scope> for StreamVec<'scope, Timestamp, Reading> {
         let logic = DetectLogic {
             detector,
             key,
-            ready: Vec::new(),
+            label: SmallStr::from(name),
+            scores: emit == Emit::Scores,
+            ready: Released::default(),
         };
         let streams = shell(
             self,
@@ -166,20 +187,9 @@ impl<'scope> Detect<'scope> for StreamVec<'scope, Timestamp, Reading> {
             restored.unwrap_or_default(),
             hooks,
         );
-        let label = SmallStr::from(name);
-        let alerts = streams.out.clone().flat_map(move |s: Scored<K>| {
-            s.score.flag.then(|| Alert {
-                device: s.device,
-                metric: s.metric,
-                ts: s.ts,
-                value: s.value,
-                score: s.score.raw,
-                detector: label.clone(),
-            })
-        });
         Ok(DetectStreams {
-            scores: streams.out,
-            alerts,
+            alerts: streams.alerts,
+            scores: (emit == Emit::Scores).then_some(streams.records),
             tally: streams.tally,
         })
     }
@@ -188,7 +198,11 @@ impl<'scope> Detect<'scope> for StreamVec<'scope, Timestamp, Reading> {
 struct DetectLogic<D: Detector, K, F> {
     detector: D,
     key: F,
-    ready: Vec<(Timestamp, (K, Reading))>,
+    /// The alerts' `detector` field.
+    label: SmallStr,
+    /// Whether every reading's score is emitted.
+    scores: bool,
+    ready: Released<(K, Reading)>,
 }
 
 impl<D, K, F> Logic for DetectLogic<D, K, F>
@@ -205,7 +219,7 @@ where
         st: &mut Self::State,
         t: Timestamp,
         data: Vec<Reading>,
-        _out: &mut Vec<(Timestamp, Scored<K>)>,
+        _out: &mut Outs<Scored<K>>,
     ) {
         let key = &self.key;
         st.pending
@@ -216,7 +230,7 @@ where
         &mut self,
         st: &mut Self::State,
         bound: Option<Timestamp>,
-        out: &mut Vec<(Timestamp, Scored<K>)>,
+        out: &mut Outs<Scored<K>>,
     ) {
         let ready = &mut self.ready;
         if !take_released(
@@ -229,27 +243,39 @@ where
             return;
         }
         let d = &self.detector;
-        for (at, (k, r)) in ready.drain(..) {
-            let state = match st.series.get_mut(&k) {
+        for (at, (k, r)) in ready.iter() {
+            let state = match st.series.get_mut(k) {
                 Some(s) => s,
                 None => st.series.entry(k.clone()).or_insert_with(|| d.init()),
             };
             let score = d.update(state, r.ts, r.value);
-            out.push((
-                at,
-                Scored {
-                    key: k,
-                    device: r.device,
-                    metric: r.metric,
-                    ts: r.ts,
-                    value: r.value,
-                    score,
-                },
-            ));
+            if score.flag {
+                out.alerts.push((
+                    *at,
+                    Alert {
+                        device: r.device.clone(),
+                        metric: r.metric.clone(),
+                        ts: r.ts,
+                        value: r.value,
+                        score: score.raw,
+                        detector: self.label.clone(),
+                    },
+                ));
+            }
+            if self.scores {
+                out.records.push((
+                    *at,
+                    Scored {
+                        key: k.clone(),
+                        device: r.device.clone(),
+                        metric: r.metric.clone(),
+                        ts: r.ts,
+                        value: r.value,
+                        score,
+                    },
+                ));
+            }
         }
-    }
-
-    fn alerts(&self, out: &[(Timestamp, Scored<K>)]) -> u64 {
-        out.iter().filter(|(_, s)| s.score.flag).count() as u64
+        ready.clear();
     }
 }

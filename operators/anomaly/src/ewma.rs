@@ -7,7 +7,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::shell::{Logic, shell, take_released};
+use crate::shell::{Logic, Outs, Released, shell, take_released};
 
 /// The EWMA z-score detector (`EwmaConfig` in TOML).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -226,23 +226,23 @@ impl<'scope> ScoreCheckpointed<'scope> for StreamVec<'scope, Timestamp, Reading>
 struct EwmaLogic {
     p: Ewma,
     detector: SmallStr,
-    ready: Vec<(Timestamp, Reading)>,
+    ready: Released<Reading>,
 }
 
 impl Logic for EwmaLogic {
     type State = ScorerState;
-    type Out = Alert;
+    type Out = ();
 
     fn batch(
         &mut self,
         st: &mut ScorerState,
         t: Timestamp,
         data: Vec<Reading>,
-        out: &mut Vec<(Timestamp, Alert)>,
+        out: &mut Outs<()>,
     ) {
         if self.p.order == ScoreOrder::Arrival {
             for r in &data {
-                score_one(st, r, t, &self.p, &self.detector, out);
+                score_one(st, r, t, &self.p, &self.detector, &mut out.alerts);
             }
         } else {
             st.pending
@@ -250,23 +250,14 @@ impl Logic for EwmaLogic {
         }
     }
 
-    fn release(
-        &mut self,
-        st: &mut ScorerState,
-        bound: Option<Timestamp>,
-        out: &mut Vec<(Timestamp, Alert)>,
-    ) {
+    fn release(&mut self, st: &mut ScorerState, bound: Option<Timestamp>, out: &mut Outs<()>) {
         let ready = &mut self.ready;
         if take_released(&mut st.pending, &mut st.released_below, bound, ready, |r| r) {
             for (at, r) in ready.iter() {
-                score_one(st, r, *at, &self.p, &self.detector, out);
+                score_one(st, r, *at, &self.p, &self.detector, &mut out.alerts);
             }
             ready.clear();
         }
-    }
-
-    fn alerts(&self, out: &[(Timestamp, Alert)]) -> u64 {
-        out.len() as u64
     }
 }
 
@@ -310,7 +301,7 @@ fn build<'scope>(
     let logic = EwmaLogic {
         p,
         detector: SmallStr::from(name),
-        ready: Vec::new(),
+        ready: Released::default(),
     };
     let streams = shell(
         stream,
@@ -321,7 +312,7 @@ fn build<'scope>(
         hooks,
     );
     ScoreStreams {
-        alerts: streams.out,
+        alerts: streams.alerts,
         tally: streams.tally,
     }
 }

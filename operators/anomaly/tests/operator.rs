@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use iotflow_anomaly::{Detect, DetectState, Detector, DetectorConfig, Scored, replay};
+use iotflow_anomaly::{Detect, DetectState, Detector, DetectorConfig, Emit, Scored, replay};
 use iotflow_core::state::{KeyedState, decode, encode, rescale};
 use iotflow_types::{Reading, SeriesKey};
 use timely::dataflow::operators::{Capture, ToStream, capture::Event};
@@ -35,9 +35,10 @@ fn run(workers: usize, name: &'static str) -> Vec<Scored<SeriesKey>> {
         let rx = worker.dataflow::<u64, _, _>(|scope| {
             let data = if index == 0 { readings() } else { Vec::new() };
             data.to_stream(scope)
-                .detect("d", detector, SeriesKey::of, None)
+                .detect("d", detector, SeriesKey::of, Emit::Scores, None)
                 .expect("no restore")
                 .scores
+                .expect("scores asked for")
                 .capture()
         });
         while worker.step() {}

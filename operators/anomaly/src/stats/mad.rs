@@ -1,11 +1,9 @@
 //! Robust z-score against the median and MAD of a sliding window.
 
-use std::collections::VecDeque;
-
 use iotflow_types::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::ostree::OrderStats;
+use super::orderstats::{insert_sorted, median_mad, remove_sorted};
 use crate::Error;
 use crate::detector::Statistic;
 use crate::threshold::Threshold;
@@ -20,8 +18,9 @@ const MAD_TO_SIGMA: f64 = 1.482_602_218_505_602;
 /// never below a slow average of past σ estimates, so the collapse of the
 /// MAD under a stuck sensor does not turn its recovery into alarms (a
 /// series that is *always* constant still scores any change high). Raw statistic:
-/// robust |z|; default alarm level 5. O(log² n) per reading (an
-/// order-statistics treap; see `OrderStats::median_mad`).
+/// robust |z|; default alarm level 5. Per reading: O(log w) for the
+/// median and MAD and a shift of up to `window` values (a sorted window;
+/// see `OrderStats`), so the window is capped at 16,384.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MadConfig {
@@ -35,6 +34,9 @@ pub struct MadConfig {
     #[serde(default)]
     pub threshold: Option<Threshold>,
 }
+
+/// Largest window: a reading costs a shift of up to this many values.
+const MAX_WINDOW: usize = 16_384;
 
 fn default_window() -> usize {
     64
@@ -62,15 +64,29 @@ impl MadConfig {
                 self.warmup, self.window
             )));
         }
+        if self.window > MAX_WINDOW {
+            return Err(Error::Config(format!(
+                "mad window {} is above {MAX_WINDOW}: each reading shifts up to `window` values",
+                self.window
+            )));
+        }
         Ok(())
     }
 }
 
-/// The window of one series.
+/// The window of one series, in one allocation: `buf[..window]` is a
+/// ring of the last values in arrival order (the oldest at `head`), and
+/// `buf[window..]` the same values sorted. A reading touches the series'
+/// map entry and this one buffer.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MadState {
-    recent: VecDeque<f64>,
-    sorted: OrderStats,
+    buf: Vec<f64>,
+    /// Ring slots (the window the state was made for).
+    ring: u32,
+    /// Values held.
+    len: u32,
+    /// Ring slot of the oldest value.
+    head: u32,
     /// Slow exponentially weighted average of the window's σ estimate.
     long_sigma: f64,
 }
@@ -78,7 +94,42 @@ pub struct MadState {
 impl MadState {
     /// Median and MAD of the window.
     pub fn median_mad(&self) -> Option<(f64, f64)> {
-        self.sorted.median_mad()
+        median_mad(self.buf.get(self.ring as usize..)?)
+    }
+
+    /// Values in the window.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds `value`, dropping the oldest when `window` values are held.
+    fn push(&mut self, window: usize, value: f64) {
+        if self.ring as usize != window || self.buf.len() != window + self.len as usize {
+            // A new series, or a state made for another window size.
+            *self = MadState {
+                buf: Vec::with_capacity(2 * window),
+                ring: window as u32,
+                ..MadState::default()
+            };
+            self.buf.resize(window, 0.0);
+        }
+        let w = window;
+        if self.len as usize == w {
+            let slot = self.head as usize;
+            let old = std::mem::replace(&mut self.buf[slot], value);
+            remove_sorted(&mut self.buf, w, old);
+            self.head = ((slot + 1) % w) as u32;
+        } else {
+            let slot = (self.head as usize + self.len as usize) % w;
+            self.buf[slot] = value;
+            self.len += 1;
+        }
+        insert_sorted(&mut self.buf, w, value);
     }
 }
 
@@ -101,7 +152,7 @@ impl Statistic for MadConfig {
 
     #[inline]
     fn observe(&self, st: &mut MadState, _ts: Timestamp, value: f64) -> Option<f64> {
-        let raw = if st.recent.len() >= self.warmup {
+        let raw = if st.len() >= self.warmup {
             st.median_mad().map(|(m, mad)| {
                 let sigma = mad * MAD_TO_SIGMA;
                 // σ never drops below the series' long-run σ: when a sensor
@@ -114,13 +165,7 @@ impl Statistic for MadConfig {
         } else {
             None
         };
-        st.recent.push_back(value);
-        st.sorted.insert(value);
-        if st.recent.len() > self.window
-            && let Some(old) = st.recent.pop_front()
-        {
-            st.sorted.remove(old);
-        }
+        st.push(self.window, value);
         raw
     }
 

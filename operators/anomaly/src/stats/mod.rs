@@ -4,7 +4,8 @@
 pub(crate) mod cusum;
 pub(crate) mod holt_winters;
 pub(crate) mod mad;
-pub(crate) mod ostree;
+pub(crate) mod mahalanobis;
+pub(crate) mod orderstats;
 #[cfg(feature = "rcf")]
 pub(crate) mod rcf;
 pub(crate) mod rules;
