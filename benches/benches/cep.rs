@@ -45,7 +45,7 @@ fn pattern() -> Pattern<Reading> {
 fn run(readings: Vec<Reading>) -> (u64, Duration) {
     run_dataflow(readings, |stream| {
         stream
-            .detect(
+            .match_pattern(
                 "cep",
                 &pattern(),
                 |r: &Reading| r.device.clone(),

@@ -169,7 +169,7 @@ fn main() -> Result<()> {
                     let select = alert(rule, *absence);
                     readings
                         .clone()
-                        .detect(rule, p, |r: &Reading| r.device.clone(), select, None)
+                        .match_pattern(rule, p, |r: &Reading| r.device.clone(), select, None)
                         .expect("nothing to restore")
                         .matches
                 })

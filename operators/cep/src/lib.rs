@@ -37,7 +37,7 @@
 //! times out partial matches whose `within` ran out (they go to the timeout
 //! output) and fires absences whose deadline passed.
 //!
-//! The operator ([`Cep::detect`]) exchanges events by a stable hash of their
+//! The operator ([`Cep::match_pattern`]) exchanges events by a stable hash of their
 //! key, buffers each key's events until the frontier passes them, and feeds
 //! them to the matcher in event-time order — so disorder within the
 //! watermark does not change results. Events with equal event time are

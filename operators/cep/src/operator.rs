@@ -22,7 +22,7 @@ use crate::nfa::Outcome;
 use crate::pattern::{Event, Pattern};
 use crate::tally::CepTally;
 
-/// The outputs of [`Cep::detect`].
+/// The outputs of [`Cep::match_pattern`].
 #[derive(Debug)]
 pub struct CepStreams<'scope, K, E, O> {
     /// One record per match, made by the select function; stamped at the
@@ -66,7 +66,7 @@ pub trait Cep<'scope, E: Event> {
     ///         Reading::new("door-2", 2_000, "door", 1.0),
     ///     ]
     ///     .to_stream(scope)
-    ///     .detect("door-open", &pattern, |r: &Reading| r.device.clone(), |k, m| {
+    ///     .match_pattern("door-open", &pattern, |r: &Reading| r.device.clone(), |k, m| {
     ///         (k.to_string(), m.get("open")[0].ts)
     ///     }, None)
     ///     .expect("nothing to restore")
@@ -76,7 +76,7 @@ pub trait Cep<'scope, E: Event> {
     /// let alerts: Vec<_> = rx.try_iter().flat_map(|e| match e { Event::Messages(_, d) => d, _ => vec![] }).collect();
     /// assert_eq!(alerts, [("door-2".to_string(), 2_000)]);
     /// ```
-    fn detect<K, O, KF, SF>(
+    fn match_pattern<K, O, KF, SF>(
         self,
         name: &str,
         pattern: &Pattern<E>,
@@ -92,7 +92,7 @@ pub trait Cep<'scope, E: Event> {
 }
 
 impl<'scope, E: Event> Cep<'scope, E> for StreamVec<'scope, Timestamp, E> {
-    fn detect<K, O, KF, SF>(
+    fn match_pattern<K, O, KF, SF>(
         self,
         name: &str,
         pattern: &Pattern<E>,

@@ -35,7 +35,7 @@ fn absence_fires_when_the_frontier_passes_the_deadline_with_the_key_idle() {
             let probe = worker.dataflow::<u64, _, _>(|scope| {
                 let s = scope
                     .input_from(&mut input)
-                    .detect(
+                    .match_pattern(
                         "door",
                         &pattern,
                         |r: &Reading| r.device.clone(),

@@ -466,7 +466,7 @@ fn run_operator(spec: &Spec, events: &[Reading], workers: usize) -> Vec<Rendered
         let probe = worker.dataflow::<u64, _, _>(|scope| {
             let s = scope
                 .input_from(&mut input)
-                .detect(
+                .match_pattern(
                     "cep",
                     &pattern,
                     |r: &Reading| r.device.to_string(),
