@@ -8,12 +8,18 @@
 #          $HOME/.cache/iotflow-venv if missing, starts `moto_server` on
 #          127.0.0.1:5000 (or reuses one already answering there), waits until
 #          it answers and creates the test bucket `iotflow-test`.
-#   stop   stops the moto server this script started, by its PID.
+#          Installs PostgreSQL (Debian `postgresql`) if missing, creates a
+#          cluster under $HOME/.cache/iotflow-services/pg (trust auth, user
+#          `postgres`) and starts it on 127.0.0.1:5432 (or reuses one already
+#          answering there).
+#   stop   stops the moto server and the PostgreSQL cluster this script
+#          started, by PID / pg_ctl.
 #
 # Tests find the servers through environment variables that .ci/run exports
 # after `start`:
 #   IOTFLOW_TEST_S3_URL=s3://iotflow-test/ci AWS_ENDPOINT_URL=http://127.0.0.1:5000
 #   AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+#   IOTFLOW_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
 
 CACHE="${HOME}/.cache"
@@ -26,6 +32,11 @@ MOTO_URL="http://${MOTO_HOST}:${MOTO_PORT}"
 MOTO_PID="${STATE}/moto.pid"
 MOTO_LOG="${STATE}/moto.log"
 S3_BUCKET=iotflow-test
+PG_HOST=127.0.0.1
+PG_PORT=5432
+PG_DATA="${STATE}/pg/data"
+PG_SOCK="${STATE}/pg/sock"
+PG_LOG="${STATE}/pg/postgres.log"
 
 log() { echo "services: $*"; }
 
@@ -144,8 +155,80 @@ stop_moto() {
     log "moto: stopped (pid ${pid})"
 }
 
+# The directory holding initdb/pg_ctl/pg_isready of the newest installed
+# PostgreSQL, if any.
+pg_bindir() {
+    local d
+    d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+    [ -n "$d" ] && [ -x "$d/initdb" ] && echo "$d"
+}
+
+pg_answers() {
+    local bin
+    bin="$(pg_bindir)" || return 1
+    "$bin/pg_isready" -q -h "$PG_HOST" -p "$PG_PORT" -U postgres -t 2
+}
+
+start_postgres() {
+    local bin t0=$SECONDS
+    if ! bin="$(pg_bindir)"; then
+        log "postgres: installing Debian postgresql"
+        apt_install postgresql
+        bin="$(pg_bindir)"
+        log "postgres: installed in $((SECONDS - t0)) s"
+        # Debian may create and start its own cluster (password auth over
+        # TCP) on 5432; ours takes the port instead.
+        if command -v pg_lsclusters >/dev/null; then
+            pg_lsclusters -h | while read -r ver name _ status _; do
+                if [ "$status" = online ]; then
+                    log "postgres: stopping Debian's cluster ${ver}/${name}"
+                    pg_ctlcluster "$ver" "$name" stop || true
+                fi
+            done
+        fi
+    fi
+    if pg_answers; then
+        log "postgres: reusing the server already answering on ${PG_HOST}:${PG_PORT}"
+        return
+    fi
+    mkdir -p "$PG_SOCK" "$(dirname "$PG_DATA")"
+    chown -R postgres:postgres "${STATE}/pg"
+    # The data directory must sit on a path the postgres user can traverse.
+    chmod o+x "$HOME" "$CACHE" "$STATE" 2>/dev/null || true
+    if [ ! -f "${PG_DATA}/PG_VERSION" ]; then
+        log "postgres: initdb ${PG_DATA}"
+        runuser -u postgres -- "$bin/initdb" -D "$PG_DATA" --auth=trust -U postgres >/dev/null
+    fi
+    log "postgres: starting on ${PG_HOST}:${PG_PORT} (log ${PG_LOG})"
+    if ! runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
+        -o "-c listen_addresses=${PG_HOST} -p ${PG_PORT} -k ${PG_SOCK} -c fsync=off -c max_connections=200" \
+        start >/dev/null; then
+        log "postgres: failed to start; last log lines:"
+        tail -n 20 "$PG_LOG" >&2
+        exit 1
+    fi
+    local i
+    for i in $(seq 1 60); do
+        pg_answers && break
+        sleep 0.5
+    done
+    pg_answers || { log "postgres: not answering after 30 s"; tail -n 20 "$PG_LOG" >&2; exit 1; }
+    log "postgres: ready on ${PG_HOST}:${PG_PORT} in $((SECONDS - t0)) s"
+}
+
+stop_postgres() {
+    local bin
+    if ! bin="$(pg_bindir)" || [ ! -f "${PG_DATA}/postmaster.pid" ]; then
+        log "postgres: none started by this script is running"
+        return
+    fi
+    runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null &&
+        log "postgres: stopped" ||
+        log "postgres: pg_ctl stop failed (see ${PG_LOG})"
+}
+
 case "${1:-}" in
-    start) start_moto ;;
-    stop) stop_moto ;;
+    start) start_moto; start_postgres ;;
+    stop) stop_moto; stop_postgres ;;
     *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac
