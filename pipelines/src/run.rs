@@ -64,6 +64,8 @@ impl RunReport {
             "rejected_by_reason": t.rejected,
             "late": t.late,
             "windows": t.windows,
+            "window_updates": t.window_updates,
+            "window_partials": t.window_partials,
             "windowed_readings": t.windowed,
             "alerts": t.alerts,
             "seconds": self.seconds,

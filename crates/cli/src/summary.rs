@@ -42,6 +42,18 @@ pub(crate) fn print_text(r: &RunReport, cfg: &JobConfig) {
         thousands(t.windowed),
         cfg.window.describe()
     );
+    if t.window_updates > 0 {
+        println!(
+            "  updates  {:>14}   (late readings within the allowed lateness)",
+            thousands(t.window_updates)
+        );
+    }
+    if t.window_partials > 0 {
+        println!(
+            "  partials {:>14}   (early results)",
+            thousands(t.window_partials)
+        );
+    }
     println!("alerts     {:>14}", thousands(t.alerts));
     println!(
         "time       {:>13.2}s   {} lines/s",

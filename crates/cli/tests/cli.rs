@@ -348,3 +348,30 @@ fn a_killed_cluster_resumes_from_its_checkpoint() {
         );
     }
 }
+
+/// A job with allowed lateness reports its window updates, in the text
+/// summary and in JSON (the golden case `allowed-lateness`, run as a user
+/// would, with its job file).
+#[test]
+fn window_updates_are_reported() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/allowed-lateness");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = case.join("input.ndjson");
+    let config = case.join("job.toml");
+    let config = config.to_str().expect("utf-8 path");
+    let json = summary(&ok(run(
+        &input,
+        &dir.path().join("json"),
+        &["--config", config, "--format", "csv", "--summary", "json"],
+    )
+    .output()
+    .expect("spawn")));
+    assert_eq!(json["windows"], 3, "{json}");
+    assert_eq!(json["window_updates"], 3, "{json}");
+    assert_eq!(json["window_partials"], 0, "{json}");
+    assert_eq!(json["late"], 1, "{json}");
+    let text = ok(run(&input, &dir.path().join("text"), &["--config", config])
+        .output()
+        .expect("spawn"));
+    assert!(text.contains("updates"), "{text}");
+}
