@@ -187,17 +187,20 @@ impl<K: Clone + Eq + Hash, E: Event> CepState<K, E> {
         let tally = &mut self.tally;
         let mut emit = |at: Timestamp, o: Outcome<E>| out(&key, at, o);
         let bound = to.unwrap_or(Timestamp::MAX);
-        if st.buffer.iter().any(|e| e.event_time() < bound) {
-            st.buffer.sort_by(|a, b| {
-                a.event_time()
-                    .cmp(&b.event_time())
-                    .then_with(|| a.tie_break(b))
-            });
-            let n = st.buffer.partition_point(|e| e.event_time() < bound);
-            let ready: Vec<E> = st.buffer.drain(..n).collect();
-            for e in ready {
-                st.matcher.push(p, e, tally, &mut emit);
-            }
+        // A stable sort: sorting an already ordered buffer again changes
+        // nothing, so the buffer stays in order and its first event is the
+        // earliest one left.
+        let order = |a: &E, b: &E| {
+            a.event_time()
+                .cmp(&b.event_time())
+                .then_with(|| a.tie_break(b))
+        };
+        if !st.buffer.is_sorted_by(|a, b| order(a, b).is_le()) {
+            st.buffer.sort_by(order);
+        }
+        let n = st.buffer.partition_point(|e| e.event_time() < bound);
+        for e in st.buffer.drain(..n) {
+            st.matcher.push(p, e, tally, &mut emit);
         }
         st.matcher.advance(p, to, tally, &mut emit);
         if st.buffer.is_empty() && st.matcher.is_empty() {
@@ -205,10 +208,7 @@ impl<K: Clone + Eq + Hash, E: Event> CepState<K, E> {
             return;
         }
         let next = [
-            st.buffer
-                .iter()
-                .map(|e| e.event_time().saturating_add(1))
-                .min(),
+            st.buffer.first().map(|e| e.event_time().saturating_add(1)),
             st.matcher.next_deadline(p),
         ]
         .into_iter()

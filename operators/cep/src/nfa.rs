@@ -265,15 +265,12 @@ impl<E: Event> Matcher<E> {
         }
         self.now = t;
         let mut done = Vec::new();
-        if p.within.is_some() {
-            let mut expired = Vec::new();
-            self.runs.retain(|r| {
-                let dead = p.deadline(r.start_ts).is_some_and(|d| d <= t);
-                if dead {
-                    expired.push(r.clone());
-                }
-                !dead
-            });
+        let dead = |r: &Run<E>| p.deadline(r.start_ts).is_some_and(|d| d <= t);
+        if p.within.is_some() && self.runs.iter().any(dead) {
+            // Runs keep their order; the expired ones move out, uncloned.
+            let (mut expired, alive): (Vec<Run<E>>, Vec<Run<E>>) =
+                std::mem::take(&mut self.runs).into_iter().partition(dead);
+            self.runs = alive;
             expired.sort_by_key(|r| r.start_seq);
             let mut reported: Vec<*const Node<E>> = Vec::new();
             for r in expired {
