@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use iotflow_types::{ResultKind, Timestamp, WindowResult};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::agg::Aggregate;
@@ -212,7 +212,7 @@ impl<K: Eq + Hash + Clone, C: Clone> SessionState<K, C> {
             return;
         }
         let mut out: Vec<WindowResult<K, A::Output>> = Vec::new();
-        let mut seen: FxHashMap<(K, Timestamp), ()> = FxHashMap::default();
+        let mut seen: FxHashSet<(K, Timestamp)> = FxHashSet::default();
         for (key, start) in std::mem::take(&mut self.changed) {
             let Some(sessions) = self.sessions.get(&key) else {
                 continue;
@@ -222,8 +222,7 @@ impl<K: Eq + Hash + Clone, C: Clone> SessionState<K, C> {
             let Some((&s, session)) = sessions.range(..=start).next_back() else {
                 continue;
             };
-            if session.end < start || session.end > t || seen.insert((key.clone(), s), ()).is_some()
-            {
+            if session.end < start || session.end > t || !seen.insert((key.clone(), s)) {
                 // Reopened sessions fire again when they close.
                 continue;
             }

@@ -78,8 +78,6 @@ struct KeyRing<C> {
     /// The window's aggregate after the last slide (unless `stale`).
     current: C,
     stale: bool,
-    /// Start of `head`, or `NONE`.
-    next_pending: Timestamp,
     /// Start of `slots[retired]` if the window holds a pane, or `NONE`.
     oldest: Timestamp,
 }
@@ -95,7 +93,6 @@ impl<C: Clone> KeyRing<C> {
             back_agg: agg.init(),
             current: agg.init(),
             stale: false,
-            next_pending: NONE,
             oldest: NONE,
         }
     }
@@ -121,7 +118,6 @@ impl<C: Clone> KeyRing<C> {
                     };
                     self.slots.insert(self.back_end, slot);
                 }
-                self.next_pending = pane;
                 return;
             }
         }
@@ -152,7 +148,7 @@ impl<C: Clone> KeyRing<C> {
         size: u64,
         keep_from: Timestamp,
     ) -> Option<&C> {
-        while self.next_pending < end {
+        while self.head.as_ref().is_some_and(|h| h.0 < end) {
             let Some((start, pane)) = self.head.take() else {
                 break;
             };
@@ -176,7 +172,6 @@ impl<C: Clone> KeyRing<C> {
                 self.oldest = self.slots[self.retired].start;
             }
             self.back_end += 1;
-            self.next_pending = self.head.as_ref().map_or(NONE, |h| h.0);
             self.stale = true;
         }
         let start = end - size;

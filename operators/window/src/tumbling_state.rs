@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use iotflow_types::{ResultKind, Timestamp, WindowResult};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::agg::Aggregate;
@@ -159,13 +159,13 @@ impl<K: Eq + Hash + Clone, C: Clone> TumblingState<K, C> {
         if self.changed.is_empty() {
             return;
         }
-        let mut seen: FxHashMap<(K, Timestamp), ()> = FxHashMap::default();
+        let mut seen: FxHashSet<(K, Timestamp)> = FxHashSet::default();
         let mut out = Vec::new();
         for (key, start) in std::mem::take(&mut self.changed) {
             let Some(acc) = self.kept.get(&start).and_then(|w| w.get(&key)) else {
                 continue;
             };
-            if seen.insert((key.clone(), start), ()).is_none() {
+            if seen.insert((key.clone(), start)) {
                 out.push(WindowResult {
                     key,
                     start,
@@ -185,11 +185,11 @@ impl<K: Eq + Hash + Clone, C: Clone> TumblingState<K, C> {
         &self,
         agg: &A,
     ) -> Vec<WindowResult<K, A::Output>> {
-        let mut seen: FxHashMap<&K, ()> = FxHashMap::default();
+        let mut seen: FxHashSet<&K> = FxHashSet::default();
         let mut out = Vec::new();
         for (&start, keys) in &self.open {
             for (key, acc) in keys {
-                if seen.insert(key, ()).is_none() {
+                if seen.insert(key) {
                     out.push(WindowResult {
                         key: key.clone(),
                         start,
