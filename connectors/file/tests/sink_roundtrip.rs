@@ -451,6 +451,7 @@ fn rejects() -> Vec<Reject> {
         RejectReason::TooLong,
         RejectReason::BadCsv,
         RejectReason::FutureTimestamp,
+        RejectReason::UnknownDevice,
     ];
     let raws: [&[u8]; 9] = [
         b"{\"device_id\":\"d-1\",\"ts\":1,\"metric\":\"temp\",\"value\":NaN}",

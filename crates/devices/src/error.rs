@@ -162,6 +162,12 @@ impl Error {
     }
 }
 
+impl From<iotflow_types::UnknownStatus> for Error {
+    fn from(e: iotflow_types::UnknownStatus) -> Self {
+        Error::invalid("status", e.to_string())
+    }
+}
+
 impl From<Rejection> for Error {
     fn from(r: Rejection) -> Self {
         Error::Rejected(r)

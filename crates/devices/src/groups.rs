@@ -31,6 +31,22 @@ impl Registry {
         Ok(group)
     }
 
+    /// The group `id`.
+    pub async fn group(&self, id: &str) -> Result<Group> {
+        let r =
+            sqlx::query("SELECT id, tenant_id, name, created_at FROM device_groups WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?
+                .ok_or_else(|| Error::not_found("group", id))?;
+        Ok(Group {
+            id: r.try_get("id")?,
+            tenant_id: r.try_get("tenant_id")?,
+            name: r.try_get("name")?,
+            created_at: r.try_get("created_at")?,
+        })
+    }
+
     /// The groups of a tenant, by name.
     pub async fn groups_of_tenant(&self, tenant_id: &str) -> Result<Vec<Group>> {
         sqlx::query(

@@ -81,6 +81,7 @@ mod error;
 mod groups;
 mod model;
 mod provision;
+mod query;
 mod registry;
 
 pub use auth::{AuthConfig, AuthMethod, Authenticator, Identity, SignedMessage, sign_message};
@@ -89,4 +90,5 @@ pub use crypto::{MASTER_KEY_ENV, MasterKey};
 pub use error::{Error, Rejection, Result};
 pub use model::{Device, DeviceStatus, Group, NewDevice, Tenant};
 pub use provision::Provisioned;
+pub use query::{DEFAULT_PAGE, DeviceFilter, DevicePage, MAX_PAGE};
 pub use registry::{Registry, RegistryBuilder, UnixClock};

@@ -1,8 +1,5 @@
 //! What the registry stores: tenants, devices, groups.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -18,50 +15,7 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-/// Lifecycle status of a device. Only `Active` devices authenticate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum DeviceStatus {
-    /// Provisioned and allowed to send.
-    Active,
-    /// Temporarily refused (maintenance, suspected compromise).
-    Suspended,
-    /// Permanently retired; kept for history.
-    Decommissioned,
-}
-
-impl DeviceStatus {
-    /// The stored, stable name of the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceStatus::Active => "active",
-            DeviceStatus::Suspended => "suspended",
-            DeviceStatus::Decommissioned => "decommissioned",
-        }
-    }
-}
-
-impl fmt::Display for DeviceStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DeviceStatus {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "active" => Ok(DeviceStatus::Active),
-            "suspended" => Ok(DeviceStatus::Suspended),
-            "decommissioned" => Ok(DeviceStatus::Decommissioned),
-            other => Err(Error::invalid(
-                "status",
-                format!("unknown status {other:?}"),
-            )),
-        }
-    }
-}
+pub use iotflow_types::DeviceStatus;
 
 /// A registered device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -339,10 +339,10 @@ impl Registry {
     }
 }
 
-const DEVICE_COLUMNS: &str = "SELECT id, tenant_id, name, device_type, status, firmware_version, \
+pub(crate) const DEVICE_COLUMNS: &str = "SELECT id, tenant_id, name, device_type, status, firmware_version, \
      metadata, created_at, updated_at, last_seen FROM devices";
 
-fn device_from_row(row: &AnyRow) -> Result<Device> {
+pub(crate) fn device_from_row(row: &AnyRow) -> Result<Device> {
     let status: String = row.try_get("status")?;
     let metadata: String = row.try_get("metadata")?;
     Ok(Device {

@@ -21,11 +21,13 @@
 //! ```
 #![deny(missing_docs)]
 
+mod device;
 mod ids;
 mod reading;
 mod reject;
 mod results;
 
+pub use device::{DeviceInfo, DeviceStatus, DeviceUpdate, UnknownStatus};
 pub use ids::{DeviceId, Metric, SmallStr, stable_hash};
 pub use reading::{Reading, Tags};
 pub use reject::{Field, Reject, RejectReason, SourcePos};

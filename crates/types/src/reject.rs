@@ -76,6 +76,9 @@ pub enum RejectReason {
     /// a device whose clock runs ahead (the clock-skew guard, `max_skew_ms`
     /// of the job's `[event_time]`).
     FutureTimestamp,
+    /// A reading from a device the registry does not know (at the reading's
+    /// event time), when enrichment is configured to reject those.
+    UnknownDevice,
 }
 
 impl RejectReason {
@@ -96,6 +99,7 @@ impl RejectReason {
             RejectReason::TooLong => "too_long",
             RejectReason::BadCsv => "bad_csv",
             RejectReason::FutureTimestamp => "future_timestamp",
+            RejectReason::UnknownDevice => "unknown_device",
         }
     }
 
@@ -108,6 +112,7 @@ impl RejectReason {
             | RejectReason::NonFinite
             | RejectReason::OutOfRange => Some(Field::Value),
             RejectReason::UnknownMetric => Some(Field::Metric),
+            RejectReason::UnknownDevice => Some(Field::DeviceId),
             RejectReason::BadTimestamp | RejectReason::FutureTimestamp => Some(Field::Ts),
             _ => None,
         }
