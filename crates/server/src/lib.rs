@@ -1,0 +1,1 @@
+//! iotflow HTTP server: device registry API, ingest, queries.

@@ -1,0 +1,1 @@
+//! Enrichment of readings with device metadata as of event time.
