@@ -89,7 +89,7 @@ impl Registry {
                 format!("device {device_id:?} and group {group_id:?} belong to different tenants"),
             ));
         }
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO group_members (group_id, device_id) VALUES ($1, $2) \
              ON CONFLICT (group_id, device_id) DO NOTHING",
         )
@@ -97,18 +97,27 @@ impl Registry {
         .bind(device_id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() > 0 {
+            self.record_change(&mut tx, device_id).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 
     /// Removes a device from a group; returns whether it was a member.
     pub async fn remove_from_group(&self, group_id: &str, device_id: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND device_id = $2")
             .bind(group_id)
             .bind(device_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        let removed = done.rows_affected() > 0;
+        if removed {
+            self.record_change(&mut tx, device_id).await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
     }
 
     /// Ids of the devices in a group, sorted.

@@ -75,9 +75,11 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod changes;
 mod credentials;
 mod crypto;
 mod error;
+mod feed;
 mod groups;
 mod model;
 mod provision;
@@ -85,9 +87,11 @@ mod query;
 mod registry;
 
 pub use auth::{AuthConfig, AuthMethod, Authenticator, Identity, SignedMessage, sign_message};
+pub use changes::{Snapshot, device_info};
 pub use credentials::{CertificateFingerprint, CredentialInfo, CredentialKind, IssuedHmacKey};
 pub use crypto::{MASTER_KEY_ENV, MasterKey};
 pub use error::{Error, Rejection, Result};
+pub use feed::{FeedConfig, FeedHandle, registry_updates};
 pub use model::{Device, DeviceStatus, Group, NewDevice, Tenant};
 pub use provision::Provisioned;
 pub use query::{DEFAULT_PAGE, DeviceFilter, DevicePage, MAX_PAGE};

@@ -108,6 +108,7 @@ impl Registry {
             }
             device.groups.sort();
             device.groups.dedup();
+            self.record_change(&mut tx, &device.id).await?;
             let hmac_key = if issue_hmac_keys {
                 Some(
                     self.insert_hmac_key(&mut tx, &device.id)

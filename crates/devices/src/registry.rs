@@ -143,7 +143,7 @@ impl Registry {
     }
 
     /// Now, Unix milliseconds, from the injected clock.
-    pub(crate) fn now_ms(&self) -> i64 {
+    pub fn now_ms(&self) -> i64 {
         i64::try_from(self.inner.clock.now().as_millis()).unwrap_or(i64::MAX)
     }
 
@@ -181,8 +181,11 @@ impl Registry {
 
     /// Registers one device, `active`, with a generated id unless one is given.
     pub async fn register_device(&self, new: NewDevice) -> Result<Device> {
-        let mut conn = self.pool().acquire().await?;
-        self.insert_device(&mut conn, new).await
+        let mut tx = self.pool().begin().await?;
+        let device = self.insert_device(&mut tx, new).await?;
+        self.record_change(&mut tx, &device.id).await?;
+        tx.commit().await?;
+        Ok(device)
     }
 
     pub(crate) async fn insert_device(
@@ -311,17 +314,20 @@ impl Registry {
 
     /// `column` is one of the fixed names above, never caller input.
     async fn update_column(&self, id: &str, column: &'static str, value: String) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(&format!(
             "UPDATE devices SET {column} = $1, updated_at = $2 WHERE id = $3"
         ))
         .bind(value)
         .bind(self.now_ms())
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::not_found("device", id));
         }
+        self.record_change(&mut tx, id).await?;
+        tx.commit().await?;
         Ok(())
     }
 

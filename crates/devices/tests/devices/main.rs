@@ -3,5 +3,6 @@
 //! database of its own, so cases run in parallel).
 
 mod auth;
+mod changes;
 mod common;
 mod registry;
