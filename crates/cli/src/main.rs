@@ -1,6 +1,7 @@
 //! `iotflow`: run the fleet pipeline on a file, a generated stream or a
 //! cluster; generate fleet-v1 data.
 
+mod devices;
 mod eval;
 mod progress;
 mod summary;
@@ -41,6 +42,9 @@ enum Command {
     /// Replay a labelled CSV series through an anomaly detector; report
     /// precision, recall, F1 and time to detect.
     EvalAnomaly(eval::EvalArgs),
+    /// Manage the device registry: tenants, devices, groups, credentials
+    /// (embedded SQLite under --data-dir, or --registry URL).
+    Devices(devices::DevicesArgs),
 }
 
 #[derive(Args, Debug)]
@@ -175,6 +179,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => run(a),
         Command::Generate(a) => generate(a),
         Command::EvalAnomaly(a) => eval::eval_anomaly(a),
+        Command::Devices(a) => devices::devices(a),
     };
     match result {
         Ok(true) => std::process::ExitCode::from(130),
