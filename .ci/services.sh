@@ -4,7 +4,7 @@
 #
 # Usage: .ci/services.sh start|stop
 #
-#   start  installs moto (S3, later Kinesis/Timestream) into a venv under
+#   start  installs moto (S3, DynamoDB, later Kinesis/Timestream) into a venv under
 #          $HOME/.cache/iotflow-venv if missing, starts `moto_server` on
 #          127.0.0.1:5000 (or reuses one already answering there), waits until
 #          it answers and creates the test bucket `iotflow-test`.
@@ -20,6 +20,7 @@
 #   IOTFLOW_TEST_S3_URL=s3://iotflow-test/ci AWS_ENDPOINT_URL=http://127.0.0.1:5000
 #   AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 #   IOTFLOW_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
+#   IOTFLOW_TEST_DYNAMODB_URL=http://127.0.0.1:5000   (moto's DynamoDB)
 set -euo pipefail
 
 CACHE="${HOME}/.cache"
@@ -63,7 +64,7 @@ our_moto_pid() {
 
 install_moto() {
     if [ -x "${VENV}/bin/moto_server" ] &&
-        "${VENV}/bin/python" -c 'import moto, flask, flask_cors, boto3' 2>/dev/null; then
+        "${VENV}/bin/python" -c 'import moto, flask, flask_cors, boto3, docker, py_partiql_parser' 2>/dev/null; then
         log "moto: venv ${VENV} present"
         return
     fi
@@ -76,7 +77,7 @@ install_moto() {
         python3 -m venv "$VENV"
     fi
     "${VENV}/bin/python" -m pip install -q --disable-pip-version-check \
-        "moto[s3]==${MOTO_VERSION}" flask flask-cors boto3
+        "moto[s3,dynamodb]==${MOTO_VERSION}" flask flask-cors boto3
     log "moto: installed in $((SECONDS - t0)) s"
 }
 

@@ -7,7 +7,7 @@
 //! Secrets (HMAC keys) are printed once, when issued; nothing reads them back.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
@@ -298,14 +298,19 @@ pub(crate) fn devices(a: DevicesArgs) -> Result<bool> {
 }
 
 async fn open(a: &DevicesArgs) -> Result<Registry> {
-    match &a.registry {
-        Some(url) => RegistryBuilder::new(url.clone())
+    open_registry(a.registry.as_deref(), &a.data_dir).await
+}
+
+/// The registry at `url`, or else the embedded one under `data_dir`.
+pub(crate) async fn open_registry(url: Option<&str>, data_dir: &Path) -> Result<Registry> {
+    match url {
+        Some(url) => RegistryBuilder::new(url)
             .build()
             .await
             .with_context(|| format!("opening the registry at {}", redact(url))),
-        None => Registry::open_in(&a.data_dir)
+        None => Registry::open_in(data_dir)
             .await
-            .with_context(|| format!("opening the registry in {}", a.data_dir.display())),
+            .with_context(|| format!("opening the registry in {}", data_dir.display())),
     }
 }
 

@@ -4,6 +4,7 @@
 mod devices;
 mod eval;
 mod progress;
+mod serve;
 mod summary;
 
 use std::path::PathBuf;
@@ -45,6 +46,9 @@ enum Command {
     /// Manage the device registry: tenants, devices, groups, credentials
     /// (embedded SQLite under --data-dir, or --registry URL).
     Devices(devices::DevicesArgs),
+    /// Serve the device registry's HTTP API (token-protected; OpenAPI
+    /// document at /openapi.json).
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -180,6 +184,7 @@ fn main() -> std::process::ExitCode {
         Command::Generate(a) => generate(a),
         Command::EvalAnomaly(a) => eval::eval_anomaly(a),
         Command::Devices(a) => devices::devices(a),
+        Command::Serve(a) => serve::serve(a),
     };
     match result {
         Ok(true) => std::process::ExitCode::from(130),

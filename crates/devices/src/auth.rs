@@ -7,9 +7,11 @@
 //!   a nonce and the body with its HMAC-SHA256 key. The timestamp must lie
 //!   within ±`replay_window` of the server clock, and the nonce must not have
 //!   been accepted for that device before. Nonces are remembered **in the
-//!   registry database** (table `auth_nonces`) while their timestamp is inside
-//!   the window, so several ingest processes sharing a database also share
-//!   replay protection. Signatures are compared in constant time (`ring`).
+//!   registry database** (table `auth_nonces`; on DynamoDB one item per
+//!   nonce, written with a condition and expired by TTL) while their
+//!   timestamp is inside the window, so several ingest processes sharing a
+//!   database also share replay protection. Signatures are compared in
+//!   constant time (`ring`).
 //! - **JWTs** ([`Authenticator::verify_jwt`]) signed ES256 or EdDSA with a
 //!   per-device key whose id is the `kid` header; `sub` is the device id,
 //!   `tenant` its tenant, `exp` is required, `nbf` optional; both are checked
@@ -31,7 +33,7 @@ use crate::credentials::{CertificateFingerprint, CredentialKind, StoredCredentia
 use crate::crypto::{b64_decode, b64_encode};
 use crate::error::{Error, Rejection, Result};
 use crate::model::DeviceStatus;
-use crate::registry::Registry;
+use crate::registry::{Registry, Store};
 
 /// Tuning of [`Authenticator`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +235,16 @@ impl Authenticator {
         ts: i64,
         oldest: i64,
     ) -> Result<()> {
-        let pool = self.registry.pool();
+        let pool = match self.registry.store() {
+            Store::Sql(pool) => pool,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => {
+                let window = self.config.replay_window;
+                return db
+                    .remember_nonce(device_id, nonce, ts, oldest, window)
+                    .await;
+            }
+        };
         sqlx::query("DELETE FROM auth_nonces WHERE device_id = $1 AND msg_ts < $2")
             .bind(device_id)
             .bind(oldest)

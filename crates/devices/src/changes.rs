@@ -3,8 +3,10 @@
 //! Every change of what a pipeline knows about a device (registration,
 //! status, firmware, metadata, groups) appends a row to `device_changes` in
 //! the same transaction, with a sequence number and the device's new
-//! description. [`Registry::snapshot`] gives every device's current
-//! description and the sequence number it is current as of;
+//! description (on DynamoDB: an item, written in the transaction that moves
+//! the counter item from n to n + 1 on condition it still holds n).
+//! [`Registry::snapshot`] gives every device's current description and the
+//! sequence number it is current as of;
 //! [`Registry::changes_since`] then gives what happened after. Together they
 //! are a [`DeviceUpdate`] stream, which [`registry_updates`](crate::registry_updates)
 //! feeds into a dataflow.
@@ -16,7 +18,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::error::{Error, Result};
 use crate::model::Device;
-use crate::registry::{DEVICE_COLUMNS, Registry, device_from_row};
+use crate::registry::{DEVICE_COLUMNS, Registry, Store, device_from_row};
 
 /// Every device's description at one point of the change log.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,8 +123,13 @@ impl Registry {
 
     /// The sequence number of the last change.
     pub async fn last_change(&self) -> Result<u64> {
+        let pool = match self.store() {
+            Store::Sql(pool) => pool,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => return db.last_change().await,
+        };
         let n: i64 = sqlx::query("SELECT n FROM registry_seq WHERE id = 1")
-            .fetch_one(self.pool())
+            .fetch_one(pool)
             .await?
             .try_get("n")?;
         Ok(to_u64(n))
@@ -135,24 +142,36 @@ impl Registry {
     /// neither. Applying it twice gives the same description.
     pub async fn snapshot(&self) -> Result<Snapshot> {
         let seq = self.last_change().await?;
-        let rows = sqlx::query(&format!("{DEVICE_COLUMNS} ORDER BY id"))
-            .fetch_all(self.pool())
-            .await?;
-        let mut devices = rows
-            .iter()
-            .map(device_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let members = sqlx::query(
-            "SELECT device_id, group_id FROM group_members ORDER BY device_id, group_id",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        for m in &members {
-            let device_id: String = m.try_get("device_id")?;
-            if let Ok(i) = devices.binary_search_by(|d| d.id.as_str().cmp(&device_id)) {
-                devices[i].groups.push(m.try_get("group_id")?);
+        let devices: Vec<Device> = match self.store() {
+            Store::Sql(pool) => {
+                let rows = sqlx::query(&format!("{DEVICE_COLUMNS} ORDER BY id"))
+                    .fetch_all(pool)
+                    .await?;
+                let mut devices = rows
+                    .iter()
+                    .map(device_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+                let members = sqlx::query(
+                    "SELECT device_id, group_id FROM group_members ORDER BY device_id, group_id",
+                )
+                .fetch_all(pool)
+                .await?;
+                for m in &members {
+                    let device_id: String = m.try_get("device_id")?;
+                    if let Ok(i) = devices.binary_search_by(|d| d.id.as_str().cmp(&device_id)) {
+                        devices[i].groups.push(m.try_get("group_id")?);
+                    }
+                }
+                devices
             }
-        }
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => {
+                return Ok(Snapshot {
+                    devices: db.snapshot(seq).await?,
+                    seq,
+                });
+            }
+        };
         Ok(Snapshot {
             devices: devices.iter().map(|d| Arc::new(device_info(d))).collect(),
             seq,
@@ -162,44 +181,73 @@ impl Registry {
     /// Up to `limit` changes after sequence number `after`, in sequence
     /// order, each valid from its change time (Unix ms) on.
     pub async fn changes_since(&self, after: u64, limit: u32) -> Result<Vec<DeviceUpdate>> {
-        let rows = sqlx::query(
-            "SELECT seq, device_id, changed_at, info FROM device_changes \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(i64::try_from(after).unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
+        let rows = match self.store() {
+            Store::Sql(pool) => sqlx::query(
+                "SELECT seq, device_id, changed_at, info FROM device_changes \
+                 WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+            .iter()
             .map(|r| {
-                let info: Option<String> = r.try_get("info")?;
-                let info = match info {
-                    Some(text) => Some(Arc::new(
-                        serde_json::from_str::<DeviceInfo>(&text)
-                            .map_err(|e| Error::invalid("stored change", e.to_string()))?,
-                    )),
-                    None => None,
-                };
-                Ok(DeviceUpdate {
-                    at: to_u64(r.try_get("changed_at")?),
-                    seq: to_u64(r.try_get("seq")?),
-                    device: DeviceId::from(r.try_get::<String, _>("device_id")?),
-                    info,
+                Ok(ChangeRow {
+                    seq: r.try_get("seq")?,
+                    device_id: r.try_get("device_id")?,
+                    changed_at: r.try_get("changed_at")?,
+                    info: r.try_get("info")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => db.changes_since(after, limit).await?,
+        };
+        rows.into_iter().map(ChangeRow::into_update).collect()
     }
 
     /// Deletes change-log rows older than `before_ms` (Unix ms) that a
     /// follower no longer needs; returns how many. A follower that is behind
     /// by more than that must start again from a [`snapshot`](Self::snapshot).
     pub async fn prune_changes(&self, before_ms: i64) -> Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM device_changes WHERE changed_at < $1")
-                .bind(before_ms)
-                .execute(self.pool())
-                .await?
-                .rows_affected(),
-        )
+        match self.store() {
+            Store::Sql(pool) => Ok(
+                sqlx::query("DELETE FROM device_changes WHERE changed_at < $1")
+                    .bind(before_ms)
+                    .execute(pool)
+                    .await?
+                    .rows_affected(),
+            ),
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => db.prune_changes(before_ms).await,
+        }
+    }
+}
+
+/// One stored change, as every backend reads it.
+#[derive(Debug)]
+pub(crate) struct ChangeRow {
+    pub(crate) seq: i64,
+    pub(crate) device_id: String,
+    pub(crate) changed_at: i64,
+    /// The description after the change as JSON; `None` for a removal.
+    pub(crate) info: Option<String>,
+}
+
+impl ChangeRow {
+    fn into_update(self) -> Result<DeviceUpdate> {
+        let info = match self.info {
+            Some(text) => Some(Arc::new(
+                serde_json::from_str::<DeviceInfo>(&text)
+                    .map_err(|e| Error::invalid("stored change", e.to_string()))?,
+            )),
+            None => None,
+        };
+        Ok(DeviceUpdate {
+            at: to_u64(self.changed_at),
+            seq: to_u64(self.seq),
+            device: DeviceId::from(self.device_id),
+            info,
+        })
     }
 }

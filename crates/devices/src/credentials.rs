@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 use crate::crypto::{b64_encode, hex, random_bytes, random_id, sha256};
 use crate::error::{Error, Result, on_conflict};
 use crate::model::DeviceStatus;
-use crate::registry::Registry;
+use crate::registry::{Registry, Store};
 
 /// What a credential is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,7 +37,7 @@ impl CredentialKind {
         }
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         Ok(match s {
             "hmac" => CredentialKind::Hmac,
             "jwt_es256" => CredentialKind::JwtEs256,
@@ -135,6 +135,31 @@ pub(crate) struct StoredCredential {
     pub(crate) revoked: bool,
 }
 
+/// A credential about to be stored, made the same way for every backend.
+#[derive(Debug)]
+pub(crate) struct NewCredential {
+    pub(crate) id: String,
+    pub(crate) device_id: String,
+    pub(crate) kind: CredentialKind,
+    /// The sealed HMAC key, a JWT public key (PEM), or the fingerprint (hex).
+    pub(crate) material: String,
+    pub(crate) fingerprint: Option<String>,
+    pub(crate) created_at: i64,
+}
+
+impl NewCredential {
+    pub(crate) fn info(&self) -> CredentialInfo {
+        CredentialInfo {
+            id: self.id.clone(),
+            device_id: self.device_id.clone(),
+            kind: self.kind,
+            fingerprint: self.fingerprint.clone(),
+            created_at: self.created_at,
+            revoked_at: None,
+        }
+    }
+}
+
 const STORED_COLUMNS: &str = "SELECT c.id, c.device_id, d.tenant_id, d.status, c.kind, \
      c.material, c.revoked_at FROM credentials c JOIN devices d ON d.id = c.device_id";
 
@@ -156,15 +181,25 @@ impl Registry {
     /// Issues a new HMAC key for a device; earlier keys stay valid (overlap
     /// rotation: revoke them once the device uses the new one).
     pub async fn issue_hmac_key(&self, device_id: &str) -> Result<IssuedHmacKey> {
-        let mut conn = self.pool().acquire().await?;
-        self.insert_hmac_key(&mut conn, device_id).await
+        let (issued, cred) = self.new_hmac_key(device_id)?;
+        self.insert_credential(&cred).await?;
+        Ok(issued)
     }
 
     /// Issues a new HMAC key and revokes the device's other HMAC keys, in
     /// one transaction.
     pub async fn rotate_hmac_key(&self, device_id: &str) -> Result<IssuedHmacKey> {
-        let mut tx = self.pool().begin().await?;
-        let issued = self.insert_hmac_key(&mut tx, device_id).await?;
+        let (issued, cred) = self.new_hmac_key(device_id)?;
+        let pool = match self.store() {
+            Store::Sql(pool) => pool,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => {
+                db.rotate_hmac_key(&cred).await?;
+                return Ok(issued);
+            }
+        };
+        let mut tx = pool.begin().await?;
+        self.sql_insert_credential(&mut tx, &cred).await?;
         sqlx::query(
             "UPDATE credentials SET revoked_at = $1 \
              WHERE device_id = $2 AND kind = $3 AND id <> $4 AND revoked_at IS NULL",
@@ -179,28 +214,26 @@ impl Registry {
         Ok(issued)
     }
 
-    pub(crate) async fn insert_hmac_key(
-        &self,
-        conn: &mut AnyConnection,
-        device_id: &str,
-    ) -> Result<IssuedHmacKey> {
+    /// A new random HMAC key for `device_id`: what to hand out, and what to
+    /// store (the key sealed with the master key, bound to its id).
+    pub(crate) fn new_hmac_key(&self, device_id: &str) -> Result<(IssuedHmacKey, NewCredential)> {
         let secret = random_bytes::<32>()?;
         let key_id = random_id()?;
         let sealed = self.inner.master.seal(&key_id, &secret)?;
-        self.insert_credential(
-            conn,
-            &key_id,
-            device_id,
-            CredentialKind::Hmac,
-            &sealed,
-            None,
-        )
-        .await?;
-        Ok(IssuedHmacKey {
+        let cred = NewCredential {
+            id: key_id.clone(),
+            device_id: device_id.to_owned(),
+            kind: CredentialKind::Hmac,
+            material: sealed,
+            fingerprint: None,
+            created_at: self.now_ms(),
+        };
+        let issued = IssuedHmacKey {
             key_id,
             device_id: device_id.to_owned(),
             secret: b64_encode(&secret),
-        })
+        };
+        Ok((issued, cred))
     }
 
     /// Registers a device's JWT public key (SPKI PEM, `-----BEGIN PUBLIC KEY-----`)
@@ -222,10 +255,16 @@ impl Registry {
             _ => return Err(Error::invalid("credential kind", "expected a JWT key kind")),
         };
         parsed.map_err(|e| Error::invalid("public key", e.to_string()))?;
-        let id = random_id()?;
-        let mut conn = self.pool().acquire().await?;
-        self.insert_credential(&mut conn, &id, device_id, kind, public_key_pem, None)
-            .await
+        let cred = NewCredential {
+            id: random_id()?,
+            device_id: device_id.to_owned(),
+            kind,
+            material: public_key_pem.to_owned(),
+            fingerprint: None,
+            created_at: self.now_ms(),
+        };
+        self.insert_credential(&cred).await?;
+        Ok(cred.info())
     }
 
     /// Registers a client certificate for mTLS, by fingerprint. A certificate
@@ -235,70 +274,77 @@ impl Registry {
         device_id: &str,
         fingerprint: &CertificateFingerprint,
     ) -> Result<CredentialInfo> {
-        let id = random_id()?;
         let hex = fingerprint.to_hex();
-        let mut conn = self.pool().acquire().await?;
-        self.insert_credential(
-            &mut conn,
-            &id,
-            device_id,
-            CredentialKind::Certificate,
-            &hex,
-            Some(&hex),
-        )
-        .await
+        let cred = NewCredential {
+            id: random_id()?,
+            device_id: device_id.to_owned(),
+            kind: CredentialKind::Certificate,
+            material: hex.clone(),
+            fingerprint: Some(hex),
+            created_at: self.now_ms(),
+        };
+        self.insert_credential(&cred).await?;
+        Ok(cred.info())
     }
 
-    async fn insert_credential(
+    async fn insert_credential(&self, cred: &NewCredential) -> Result<()> {
+        match self.store() {
+            Store::Sql(pool) => {
+                let mut conn = pool.acquire().await?;
+                self.sql_insert_credential(&mut conn, cred).await
+            }
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => db.insert_credential(cred).await,
+        }
+    }
+
+    pub(crate) async fn sql_insert_credential(
         &self,
         conn: &mut AnyConnection,
-        id: &str,
-        device_id: &str,
-        kind: CredentialKind,
-        material: &str,
-        fingerprint: Option<&str>,
-    ) -> Result<CredentialInfo> {
+        cred: &NewCredential,
+    ) -> Result<()> {
         let known = sqlx::query("SELECT id FROM devices WHERE id = $1")
-            .bind(device_id)
+            .bind(&cred.device_id)
             .fetch_optional(&mut *conn)
             .await?;
         if known.is_none() {
-            return Err(Error::not_found("device", device_id));
+            return Err(Error::not_found("device", &cred.device_id));
         }
-        let now = self.now_ms();
         sqlx::query(
             "INSERT INTO credentials (id, device_id, kind, material, fingerprint, created_at, revoked_at) \
              VALUES ($1, $2, $3, $4, $5, $6, NULL)",
         )
-        .bind(id)
-        .bind(device_id)
-        .bind(kind.as_str())
-        .bind(material)
-        .bind(fingerprint)
-        .bind(now)
+        .bind(&cred.id)
+        .bind(&cred.device_id)
+        .bind(cred.kind.as_str())
+        .bind(&cred.material)
+        .bind(cred.fingerprint.as_deref())
+        .bind(cred.created_at)
         .execute(&mut *conn)
         .await
-        .map_err(on_conflict("certificate", fingerprint.unwrap_or(id)))?;
-        Ok(CredentialInfo {
-            id: id.to_owned(),
-            device_id: device_id.to_owned(),
-            kind,
-            fingerprint: fingerprint.map(str::to_owned),
-            created_at: now,
-            revoked_at: None,
-        })
+        .map_err(on_conflict(
+            "certificate",
+            cred.fingerprint.as_deref().unwrap_or(&cred.id),
+        ))?;
+        Ok(())
     }
 
     /// Revokes a credential; messages using it are refused with
     /// [`Rejection::RevokedKey`](crate::Rejection::RevokedKey). Revoking twice
     /// keeps the first time.
     pub async fn revoke_credential(&self, credential_id: &str) -> Result<()> {
+        let now = self.now_ms();
+        let pool = match self.store() {
+            Store::Sql(pool) => pool,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => return db.revoke_credential(credential_id, now).await,
+        };
         let done = sqlx::query(
             "UPDATE credentials SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
         )
-        .bind(self.now_ms())
+        .bind(now)
         .bind(credential_id)
-        .execute(self.pool())
+        .execute(pool)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::not_found("credential", credential_id));
@@ -308,12 +354,17 @@ impl Registry {
 
     /// A device's credentials, oldest first, without secrets.
     pub async fn credentials(&self, device_id: &str) -> Result<Vec<CredentialInfo>> {
+        let pool = match self.store() {
+            Store::Sql(pool) => pool,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => return db.credentials(device_id).await,
+        };
         sqlx::query(
             "SELECT id, device_id, kind, fingerprint, created_at, revoked_at FROM credentials \
              WHERE device_id = $1 ORDER BY created_at, id",
         )
         .bind(device_id)
-        .fetch_all(self.pool())
+        .fetch_all(pool)
         .await?
         .iter()
         .map(|r| {
@@ -331,9 +382,14 @@ impl Registry {
     }
 
     pub(crate) async fn stored_credential(&self, id: &str) -> Result<Option<StoredCredential>> {
+        let pool = match self.store() {
+            Store::Sql(pool) => pool,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => return db.stored_credential(id).await,
+        };
         sqlx::query(&format!("{STORED_COLUMNS} WHERE c.id = $1"))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(pool)
             .await?
             .as_ref()
             .map(stored_from_row)
@@ -344,9 +400,15 @@ impl Registry {
         &self,
         fingerprint: &CertificateFingerprint,
     ) -> Result<Option<StoredCredential>> {
+        let hex = fingerprint.to_hex();
+        let pool = match self.store() {
+            Store::Sql(pool) => pool,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => return db.stored_certificate(&hex).await,
+        };
         sqlx::query(&format!("{STORED_COLUMNS} WHERE c.fingerprint = $1"))
-            .bind(fingerprint.to_hex())
-            .fetch_optional(self.pool())
+            .bind(hex)
+            .fetch_optional(pool)
             .await?
             .as_ref()
             .map(stored_from_row)

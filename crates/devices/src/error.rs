@@ -114,6 +114,30 @@ pub enum Error {
     /// The database failed or could not be reached.
     #[error("registry database: {0}")]
     Database(#[from] sqlx::Error),
+    /// DynamoDB failed, refused the request or could not be reached
+    /// (the `dynamodb` backend only).
+    #[error("registry DynamoDB {operation}: {message}")]
+    DynamoDb {
+        /// The DynamoDB operation (`TransactWriteItems`, `Query`, ...).
+        operation: &'static str,
+        /// What DynamoDB or the SDK said.
+        message: String,
+        /// Whether retrying later may succeed (throttling, timeouts,
+        /// contention, service errors).
+        transient: bool,
+    },
+    /// A bulk provisioning too large for one DynamoDB transaction stopped
+    /// after some of its transactions had committed: the devices in `stored`
+    /// were registered (with their groups, keys and change-log entries), the
+    /// rest of the file was not. Provision the remaining rows again.
+    #[error("provisioning stopped after storing {} device(s): {cause}", stored.len())]
+    ProvisionIncomplete {
+        /// Ids of the devices that were stored, in file order.
+        stored: Vec<String>,
+        /// Why the rest was not.
+        #[source]
+        cause: Box<Error>,
+    },
     /// The schema migrations failed.
     #[error("registry migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -139,12 +163,13 @@ impl Error {
     /// Whether retrying the same call later may succeed (the database was
     /// unreachable or timed out), as opposed to a permanent refusal.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Error::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            )
-        )
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+            ) => true,
+            Error::DynamoDb { transient, .. } => *transient,
+            _ => false,
+        }
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {

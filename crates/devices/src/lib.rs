@@ -12,6 +12,15 @@
 //! (`migrations/`, portable SQL through sqlx's `Any` driver): times are Unix
 //! milliseconds in `BIGINT`, metadata is JSON in `TEXT`.
 //!
+//! With the cargo feature **`dynamodb`** it also runs on one DynamoDB table
+//! (`dynamodb://TABLE?region=…&endpoint=…`, created on first use), with the
+//! same API and the same guarantees — uniqueness, transactions, the change
+//! log's order, replay protection — through conditional writes and
+//! `TransactWriteItems`. What differs (bulk provisioning beyond one
+//! transaction, size limits, costs) is listed with the table layout in the
+#![cfg_attr(feature = "dynamodb", doc = "[`dynamodb`] module.")]
+#![cfg_attr(not(feature = "dynamodb"), doc = "`dynamodb` module.")]
+//!
 //! Devices are registered one by one ([`Registry::register_device`]) or in
 //! bulk from CSV ([`Registry::provision_csv`], all or nothing).
 //!
@@ -73,11 +82,20 @@
 //! ```
 
 #![deny(missing_docs)]
+// Without the `dynamodb` feature the backend dispatch
+// (`let pool = match store { Store::Sql(pool) => pool, Store::Dynamo(db) => return … }`)
+// has a single arm; that is the dispatch, not a destructuring to simplify.
+#![cfg_attr(
+    not(feature = "dynamodb"),
+    allow(clippy::infallible_destructuring_match)
+)]
 
 mod auth;
 mod changes;
 mod credentials;
 mod crypto;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 mod error;
 mod feed;
 mod groups;

@@ -1,11 +1,11 @@
 //! Listing devices: filters and keyset pagination.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::{AnyPool, Row};
 
 use crate::error::{Error, Result};
 use crate::model::{Device, DeviceStatus, Tenant};
-use crate::registry::{DEVICE_COLUMNS, Registry, device_from_row};
+use crate::registry::{DEVICE_COLUMNS, Registry, Store, device_from_row};
 
 /// Page size of [`Registry::list_devices`] when none is given.
 pub const DEFAULT_PAGE: u32 = 100;
@@ -84,6 +84,11 @@ impl Registry {
     /// Pages are keyset-paginated: pass [`DevicePage::next`] as
     /// [`DeviceFilter::after`] to get the next one. Devices registered while
     /// paging appear on a later page if their id sorts after the cursor.
+    ///
+    /// On DynamoDB a page reads the index of the group, else of the tenant,
+    /// else of all devices, from the cursor on, and the devices it names;
+    /// status and type filters apply to what was read, so a selective filter
+    /// reads (and pays for) every device it skips.
     pub async fn list_devices(&self, filter: &DeviceFilter) -> Result<DevicePage> {
         let limit = filter.limit.unwrap_or(DEFAULT_PAGE);
         if limit == 0 || limit > MAX_PAGE {
@@ -92,6 +97,19 @@ impl Registry {
                 format!("must be 1 to {MAX_PAGE}, got {limit}"),
             ));
         }
+        let pool = match self.store() {
+            Store::Sql(pool) => pool,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => {
+                let (devices, more) = db.list_devices(filter, limit).await?;
+                let next = if more {
+                    devices.last().map(|d| d.id.clone())
+                } else {
+                    None
+                };
+                return Ok(DevicePage { devices, next });
+            }
+        };
         // Conditions are fixed text; every value is a bound parameter.
         let mut conds: Vec<String> = Vec::new();
         let mut args: Vec<String> = Vec::new();
@@ -128,14 +146,14 @@ impl Registry {
         for a in &args {
             q = q.bind(a);
         }
-        let rows = q.fetch_all(self.pool()).await?;
+        let rows = q.fetch_all(pool).await?;
         let more = rows.len() > limit as usize;
         let mut devices = rows
             .iter()
             .take(limit as usize)
             .map(device_from_row)
             .collect::<Result<Vec<_>>>()?;
-        self.fill_groups(&mut devices).await?;
+        fill_groups(pool, &mut devices).await?;
         let next = if more {
             devices.last().map(|d| d.id.clone())
         } else {
@@ -144,34 +162,15 @@ impl Registry {
         Ok(DevicePage { devices, next })
     }
 
-    /// Fills `groups` of `devices` (sorted by id) in one query.
-    pub(crate) async fn fill_groups(&self, devices: &mut [Device]) -> Result<()> {
-        if devices.is_empty() {
-            return Ok(());
-        }
-        let marks: Vec<String> = (1..=devices.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT device_id, group_id FROM group_members WHERE device_id IN ({}) \
-             ORDER BY device_id, group_id",
-            marks.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for d in devices.iter() {
-            q = q.bind(&d.id);
-        }
-        for m in &q.fetch_all(self.pool()).await? {
-            let device_id: String = m.try_get("device_id")?;
-            if let Ok(i) = devices.binary_search_by(|d| d.id.as_str().cmp(&device_id)) {
-                devices[i].groups.push(m.try_get("group_id")?);
-            }
-        }
-        Ok(())
-    }
-
     /// Every tenant, by id.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let pool = match self.store() {
+            Store::Sql(pool) => pool,
+            #[cfg(feature = "dynamodb")]
+            Store::Dynamo(db) => return db.list_tenants().await,
+        };
         sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY id")
-            .fetch_all(self.pool())
+            .fetch_all(pool)
             .await?
             .iter()
             .map(|row| {
@@ -183,4 +182,28 @@ impl Registry {
             })
             .collect()
     }
+}
+
+/// Fills `groups` of `devices` (sorted by id) in one query.
+async fn fill_groups(pool: &AnyPool, devices: &mut [Device]) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let marks: Vec<String> = (1..=devices.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT device_id, group_id FROM group_members WHERE device_id IN ({}) \
+         ORDER BY device_id, group_id",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for d in devices.iter() {
+        q = q.bind(&d.id);
+    }
+    for m in &q.fetch_all(pool).await? {
+        let device_id: String = m.try_get("device_id")?;
+        if let Ok(i) = devices.binary_search_by(|d| d.id.as_str().cmp(&device_id)) {
+            devices[i].groups.push(m.try_get("group_id")?);
+        }
+    }
+    Ok(())
 }

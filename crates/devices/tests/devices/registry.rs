@@ -181,7 +181,6 @@ async fn provisioning_from_csv_is_all_or_nothing() -> anyhow::Result<()> {
 #[tokio::test]
 async fn hmac_keys_are_sealed_at_rest_and_never_listed() -> anyhow::Result<()> {
     each_backend("sealed_keys", |ctx| async move {
-        use sqlx::{Connection as _, Row as _};
         let reg = ctx.registry.clone();
         reg.create_tenant("acme", "Acme").await?;
         reg.register_device(NewDevice::new("acme", "a", "t").with_id("a"))
@@ -192,16 +191,9 @@ async fn hmac_keys_are_sealed_at_rest_and_never_listed() -> anyhow::Result<()> {
             "Debug must not print the secret"
         );
 
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&ctx.url).await?;
-        let row = sqlx::query("SELECT material FROM credentials WHERE id = $1")
-            .bind(&key.key_id)
-            .fetch_one(&mut conn)
-            .await?;
-        let material: String = row.try_get("material")?;
+        let material = ctx.stored_material(&key.key_id).await?;
         assert_ne!(material, key.secret());
         assert!(!material.contains(key.secret()));
-        conn.close().await?;
 
         // The database with another master key authenticates nothing.
         let other = ctx.reopen(MasterKey::generate()?).await?;
@@ -245,4 +237,59 @@ async fn embedded_default_creates_its_files_on_first_use() -> anyhow::Result<()>
     assert_eq!(again.tenant("acme").await?.name, "Acme");
     again.close().await;
     Ok(())
+}
+
+/// 60 devices with two groups and a key each: one transaction on SQL,
+/// several on DynamoDB. A bad last row still stores nothing, because the
+/// file is checked whole before anything is written.
+#[tokio::test]
+async fn large_csv_files_are_checked_whole_then_stored_whole() -> anyhow::Result<()> {
+    each_backend("provision_large", |ctx| async move {
+        let reg = ctx.registry;
+        reg.create_tenant("acme", "Acme").await?;
+        reg.register_device(NewDevice::new("acme", "x", "t").with_id("taken"))
+            .await?;
+        let rows = |n: usize| {
+            let mut file = String::from("id,name,type,tenant_id,groups\n");
+            for i in 0..n {
+                file.push_str(&format!("d-{i:03},D{i},pump,acme,g{};all\n", i % 3));
+            }
+            file
+        };
+        for last in [
+            "taken,T,pump,acme,\n",
+            "x-1,X,pump,ghost,\n",
+            "d-000,again,pump,acme,\n",
+            "x-2,X,pump,acme,bad\u{7}group\n",
+        ] {
+            let file = rows(60) + last;
+            let err = reg.provision_csv(file.as_bytes(), true).await;
+            assert!(matches!(err, Err(Error::Csv { line: 62, .. })), "{err:?}");
+            assert_eq!(reg.devices_of_tenant("acme").await?.len(), 1);
+            assert!(reg.groups_of_tenant("acme").await?.is_empty());
+        }
+        assert_eq!(reg.last_change().await?, 1, "a failed file logs nothing");
+
+        let done = reg.provision_csv(rows(60).as_bytes(), true).await?;
+        assert_eq!(done.len(), 60);
+        let groups = reg.groups_of_tenant("acme").await?;
+        let names: Vec<_> = groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["all", "g0", "g1", "g2"]);
+        assert_eq!(reg.group_members(&groups[0].id).await?.len(), 60);
+        assert_eq!(reg.group_members(&groups[1].id).await?.len(), 20);
+        for p in &done {
+            assert_eq!(p.device.groups.len(), 2);
+            assert_eq!(reg.device(&p.device.id).await?, p.device);
+            assert_eq!(reg.credentials(&p.device.id).await?.len(), 1);
+        }
+        // One change per device, numbered in file order after the first.
+        let log = reg.changes_since(1, 1000).await?;
+        let logged: Vec<(u64, &str)> = log.iter().map(|u| (u.seq, u.device.as_str())).collect();
+        let expected: Vec<(u64, String)> = (0..60).map(|i| (i + 2, format!("d-{i:03}"))).collect();
+        let expected: Vec<(u64, &str)> = expected.iter().map(|(s, d)| (*s, d.as_str())).collect();
+        assert_eq!(logged, expected);
+        assert_eq!(reg.snapshot().await?.devices.len(), 61);
+        Ok(())
+    })
+    .await
 }
