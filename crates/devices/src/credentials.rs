@@ -198,7 +198,7 @@ impl Registry {
                 return Ok(issued);
             }
         };
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::registry::begin_write(pool).await?;
         self.sql_insert_credential(&mut tx, &cred).await?;
         sqlx::query(
             "UPDATE credentials SET revoked_at = $1 \

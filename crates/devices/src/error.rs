@@ -167,6 +167,12 @@ impl Error {
             Error::Database(
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
             ) => true,
+            // SQLite busy/locked; PostgreSQL serialization failure, deadlock,
+            // too many connections, admin shutdown.
+            Error::Database(sqlx::Error::Database(db)) => matches!(
+                db.code().as_deref(),
+                Some("5" | "6" | "40001" | "40P01" | "53300" | "57P01")
+            ),
             Error::DynamoDb { transient, .. } => *transient,
             _ => false,
         }

@@ -101,7 +101,7 @@ impl Registry {
         group_id: &str,
         device_id: &str,
     ) -> Result<()> {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::registry::begin_write(pool).await?;
         let group_tenant = sqlx::query("SELECT tenant_id FROM device_groups WHERE id = $1")
             .bind(group_id)
             .fetch_optional(&mut *tx)
@@ -136,7 +136,7 @@ impl Registry {
     pub async fn remove_from_group(&self, group_id: &str, device_id: &str) -> Result<bool> {
         match self.store() {
             Store::Sql(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = crate::registry::begin_write(pool).await?;
                 let done =
                     sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND device_id = $2")
                         .bind(group_id)

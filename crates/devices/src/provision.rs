@@ -118,7 +118,7 @@ impl Registry {
         pool: &sqlx::AnyPool,
         rows: Vec<CsvDevice>,
     ) -> Result<Vec<Provisioned>> {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::registry::begin_write(pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let at_line = at_line(row.line);

@@ -334,7 +334,7 @@ impl Registry {
         let device = prepare_device(new, self.now_ms())?;
         match self.store() {
             Store::Sql(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = begin_write(pool).await?;
                 self.insert_device(&mut tx, &device).await?;
                 self.record_change(&mut tx, &device.id).await?;
                 tx.commit().await?;
@@ -470,7 +470,7 @@ impl Registry {
             #[cfg(feature = "dynamodb")]
             Store::Dynamo(db) => return db.update_device(id, &field).await,
         };
-        let mut tx = pool.begin().await?;
+        let mut tx = begin_write(pool).await?;
         let done = sqlx::query(&format!(
             "UPDATE devices SET {} = $1, updated_at = $2 WHERE id = $3",
             field.column()
@@ -528,4 +528,23 @@ pub(crate) fn device_from_row(row: &AnyRow) -> Result<Device> {
         updated_at: row.try_get("updated_at")?,
         last_seen: row.try_get("last_seen")?,
     })
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock
+/// at once (`BEGIN IMMEDIATE`): a deferred transaction that reads first and
+/// then writes fails with "database is locked" when another writer got in
+/// between, instead of waiting for it.
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if pool
+        .connect_options()
+        .database_url
+        .scheme()
+        .starts_with("sqlite")
+    {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
 }
