@@ -26,6 +26,14 @@
 //!
 //! [cluster]
 //! workers = 2
+//!
+//! [devices]               # optional: the device registry joins the pipeline
+//! registry = "postgres://postgres@db/iotflow"   # default: DATA_DIR/devices.db
+//! follow = false
+//! [devices.enrich]
+//! unknown_device = "reject"
+//! [devices.presence]
+//! offline_after_ms = 300000
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -62,7 +70,8 @@ pub enum InputSpec {
 #[serde(deny_unknown_fields, default)]
 pub struct OutputSpec {
     /// Output directory (default `out`). Results go to
-    /// `DIR/{windows,alerts,rejects,late}/part-NNNNN.EXT`, one file per worker.
+    /// `DIR/{windows,alerts,rejects,late}/part-NNNNN.EXT`, one file per
+    /// worker (with `[devices]` also `presence/` and `fleet/`).
     pub dir: PathBuf,
     /// Format of window results (default parquet).
     pub windows: Format,
@@ -72,6 +81,10 @@ pub struct OutputSpec {
     pub rejects: Format,
     /// Format of late readings (default ndjson).
     pub late: Format,
+    /// Format of online/offline events, with `[devices]` (default ndjson).
+    pub presence: Format,
+    /// Format of fleet count changes, with `[devices]` (default ndjson).
+    pub fleet: Format,
 }
 
 impl Default for OutputSpec {
@@ -82,6 +95,8 @@ impl Default for OutputSpec {
             alerts: Format::Ndjson,
             rejects: Format::Ndjson,
             late: Format::Ndjson,
+            presence: Format::Ndjson,
+            fleet: Format::Ndjson,
         }
     }
 }
@@ -95,6 +110,80 @@ impl OutputSpec {
             alerts: format,
             rejects: format,
             late: format,
+            presence: format,
+            fleet: format,
+        }
+    }
+}
+
+/// The `[devices]` section: the device registry joins the pipeline.
+///
+/// With it, every valid reading is enriched with its device's description
+/// as of the reading's event time (readings of devices the registry does
+/// not know are rejected with reason `unknown_device`, or passed through);
+/// devices are tracked online/offline in event time (`presence/` output);
+/// and fleet counts by tenant, group, status, firmware, type and presence
+/// are maintained incrementally (`fleet/` output).
+///
+/// ```toml
+/// [devices]
+/// registry = "postgres://postgres@db/iotflow"  # default: the SQLite registry under data_dir
+/// data_dir = "iotflow-data"     # default: the output directory
+/// follow = false                # keep reading registry changes while running
+/// poll_ms = 1000                # with follow: how often
+/// views = true                  # fleet counts (fleet/)
+///
+/// [devices.enrich]
+/// unknown_device = "reject"     # or "pass_through"
+///
+/// [devices.presence]
+/// offline_after_ms = 300000     # no reading for 5 min of event time: offline
+/// last_seen_every_ms = 60000
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevicesConfig {
+    /// Registry URL (`postgres://…`, `sqlite://…`, `dynamodb://…`). Default:
+    /// the embedded SQLite registry in `data_dir`.
+    pub registry: Option<String>,
+    /// Directory of the embedded registry (`devices.db`, `registry.key`).
+    /// Default: the output directory.
+    pub data_dir: Option<PathBuf>,
+    /// Keep reading the registry's change log while the job runs, so
+    /// changes take effect at their time (default false: the registry as
+    /// it is at the start holds for the whole run, right for replays).
+    pub follow: bool,
+    /// With `follow`: time between polls of the change log, ms (default 1000).
+    pub poll_ms: u64,
+    /// Maintain fleet counts (default true).
+    pub views: bool,
+    /// Enrichment: what happens to readings of unknown devices.
+    pub enrich: iotflow_enrich::EnrichConfig,
+    /// Online/offline tracking.
+    pub presence: iotflow_fleet::PresenceConfig,
+}
+
+impl Default for DevicesConfig {
+    fn default() -> Self {
+        DevicesConfig {
+            registry: None,
+            data_dir: None,
+            follow: false,
+            poll_ms: 1000,
+            views: true,
+            enrich: iotflow_enrich::EnrichConfig::default(),
+            presence: iotflow_fleet::PresenceConfig::default(),
+        }
+    }
+}
+
+impl DevicesConfig {
+    /// The registry feed's settings.
+    pub fn feed(&self) -> iotflow_devices::FeedConfig {
+        iotflow_devices::FeedConfig {
+            follow: self.follow,
+            poll: Duration::from_millis(self.poll_ms.max(1)),
+            ..iotflow_devices::FeedConfig::default()
         }
     }
 }
@@ -265,6 +354,9 @@ pub struct JobConfig {
     /// resumes where its last checkpoint left it, and outputs are
     /// exactly-once.
     pub checkpoint: Option<iotflow_runtime::checkpoint::CheckpointConfig>,
+    /// The device registry (default: none): enrichment, presence and fleet
+    /// views. See [`DevicesConfig`].
+    pub devices: Option<DevicesConfig>,
 }
 
 impl Default for JobConfig {
@@ -285,6 +377,7 @@ impl Default for JobConfig {
             interleave_files: false,
             max_ahead_ms: 60_000,
             checkpoint: None,
+            devices: None,
         }
     }
 }
@@ -311,6 +404,11 @@ impl JobConfig {
             && paths.is_empty()
         {
             return Err(iotflow_core::Error::Config("no input paths".into()).into());
+        }
+        if let Some(d) = &self.devices {
+            d.presence
+                .validate()
+                .map_err(|e| iotflow_core::Error::Config(format!("[devices.presence]: {e}")))?;
         }
         if let Some(ck) = &self.checkpoint {
             if ck.dir.is_empty() {
@@ -342,6 +440,7 @@ impl JobConfig {
             "split_bytes": self.split_bytes,
             "chunk_bytes": self.chunk_bytes,
             "interleave_files": self.interleave_files,
+            "devices": self.devices,
         });
         format!(
             "{:016x}",

@@ -15,11 +15,18 @@ use iotflow_file::sink::{FileRecord, Format, open_sink};
 use iotflow_types::{Alert, LateReading, Reading, Reject, SeriesKey, Timestamp, WindowResult};
 use iotflow_window::{StatsAggregate, WindowSpec, Windowed};
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::probe::Handle;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Operator, Probe};
 use timely::dataflow::{Scope, StreamVec};
 
+use iotflow_devices::{Registry, registry_updates};
+use iotflow_enrich::Enrich;
+use iotflow_fleet::{FleetCount, FleetViews, Presence, PresenceEvent};
+
 use crate::config::{JobConfig, OutputSpec};
+use crate::records::{FleetRecord, PresenceRecord};
 
 /// Every stream of the fleet pipeline, for sinks or further operators.
 #[derive(Debug)]
@@ -39,6 +46,10 @@ pub struct FleetStreams<'scope> {
     /// The source's tally alone: its frontier is the sources' frontier
     /// (what a checkpoint coordinator trails).
     pub source_tally: StreamVec<'scope, Timestamp, Tally>,
+    /// Online/offline events, with `[devices]`.
+    pub presence: Option<StreamVec<'scope, Timestamp, PresenceEvent>>,
+    /// Fleet count changes, with `[devices]` and `views = true`.
+    pub fleet: Option<StreamVec<'scope, Timestamp, FleetCount>>,
 }
 
 /// Builds the fleet pipeline on `scope` reading from `source`.
@@ -49,8 +60,34 @@ pub fn fleet_dataflow<'scope>(
     cfg: &JobConfig,
     ctx: &JobContext,
 ) -> FleetStreams<'scope> {
-    // Cannot fail: nothing to restore without checkpoints.
-    build(scope, source, decoder, cfg, ctx, None).unwrap_or_else(|_| unreachable!())
+    // Cannot fail: nothing to restore without checkpoints, no registry.
+    build(scope, source, decoder, cfg, ctx, None, None).unwrap_or_else(|_| unreachable!())
+}
+
+/// The fleet pipeline with the device registry: [`fleet_dataflow`] (with
+/// `checkpoints` if given) where every valid reading is enriched from
+/// `registry` as of its event time before the windows, and devices are
+/// tracked online/offline and counted, as `cfg.devices` says (see
+/// [`DevicesConfig`](crate::config::DevicesConfig)). Without `cfg.devices`
+/// the registry is not used.
+pub fn fleet_dataflow_with_registry<'scope>(
+    scope: Scope<'scope, Timestamp>,
+    source: Box<dyn Source>,
+    decoder: Box<dyn Decoder>,
+    cfg: &JobConfig,
+    ctx: &JobContext,
+    checkpoints: Option<&Checkpoints<'scope>>,
+    registry: &Registry,
+) -> Result<FleetStreams<'scope>, crate::Error> {
+    build(
+        scope,
+        source,
+        decoder,
+        cfg,
+        ctx,
+        checkpoints,
+        Some(registry),
+    )
 }
 
 /// [`fleet_dataflow`] whose source, window and detector take part in
@@ -63,7 +100,7 @@ pub fn fleet_dataflow_checkpointed<'scope>(
     ctx: &JobContext,
     checkpoints: &Checkpoints<'scope>,
 ) -> Result<FleetStreams<'scope>, crate::Error> {
-    build(scope, source, decoder, cfg, ctx, Some(checkpoints))
+    build(scope, source, decoder, cfg, ctx, Some(checkpoints), None)
 }
 
 fn build<'scope>(
@@ -73,6 +110,7 @@ fn build<'scope>(
     cfg: &JobConfig,
     ctx: &JobContext,
     checkpoints: Option<&Checkpoints<'scope>>,
+    registry: Option<&Registry>,
 ) -> Result<FleetStreams<'scope>, crate::Error> {
     // The source decides lateness by the window's rule: exactly fleet-v1's
     // "a reading whose window has already fired is late".
@@ -97,12 +135,59 @@ fn build<'scope>(
             checkpoints,
         },
     )?;
+    let mut rejects = src.rejects;
+    let mut tally = src.tally.clone();
+    let mut presence = None;
+    let mut fleet = None;
+    let readings = match (&cfg.devices, registry) {
+        (Some(dc), Some(registry)) => {
+            let (updates, feed) = registry_updates(scope, "registry", registry.clone(), dc.feed());
+            // A followed registry has no end: stop reading it when the
+            // readings end (the sources' frontier is global).
+            src.tally
+                .clone()
+                .sink(Pipeline, "stop-registry", move |(input, frontier)| {
+                    input.for_each(|_, _| {});
+                    if frontier.is_empty() {
+                        feed.stop();
+                    }
+                });
+            let e = src
+                .readings
+                .enrich("enrich", &updates, &dc.enrich, checkpoints)
+                .map_err(|e| iotflow_core::Error::Config(e.to_string()))?;
+            rejects = rejects.concat(e.rejects);
+            tally = tally.concat(e.tally.map(|t| {
+                let mut out = Tally::default();
+                if t.rejected > 0 {
+                    out.rejected.insert("unknown_device".into(), t.rejected);
+                }
+                out.rejected_downstream = t.rejected;
+                out
+            }));
+            let readings = e.enriched.map(|x| x.reading);
+            // Presence from readings alone: the registry's snapshot holds
+            // from time 0, so "registered but never sent" would put every
+            // device offline at `offline_after` past the epoch. Registered
+            // devices without readings count as `unknown` in the views.
+            let p = readings
+                .clone()
+                .presence("presence", &dc.presence, None, checkpoints)
+                .map_err(|e| iotflow_core::Error::Config(e.to_string()))?;
+            if dc.views {
+                fleet = Some(updates.fleet_views("fleet", Some(p.events.clone())).counts);
+            }
+            presence = Some(p.events);
+            readings
+        }
+        _ => src.readings,
+    };
     // Named by kind: the name keys the operator's state in checkpoints.
     let name = match spec {
         WindowSpec::Tumbling { .. } => "tumbling",
         _ => "window",
     };
-    let w = src.readings.clone().window_with(
+    let w = readings.clone().window_with(
         name,
         &spec,
         SeriesKey::of,
@@ -111,22 +196,23 @@ fn build<'scope>(
         checkpoints,
     )?;
     let z = match checkpoints {
-        Some(ck) => src
-            .readings
+        Some(ck) => readings
             .clone()
             .score_checkpointed("zscore", cfg.zscore, ck)?,
-        None => src.readings.clone().score("zscore", cfg.zscore),
+        None => readings.clone().score("zscore", cfg.zscore),
     };
     let windows = w.windows.probe_with(&probe);
     let alerts = z.alerts.probe_with(&probe);
     Ok(FleetStreams {
-        readings: src.readings,
+        readings,
         late: src.late.concat(w.late),
-        rejects: src.rejects,
+        rejects,
         windows,
         alerts,
-        source_tally: src.tally.clone(),
-        tally: src.tally.concat(w.tally).concat(z.tally),
+        source_tally: src.tally,
+        tally: tally.concat(w.tally).concat(z.tally),
+        presence,
+        fleet,
     })
 }
 
@@ -174,6 +260,21 @@ pub fn attach_sinks<'scope>(
             ctx.clone(),
         ),
     ];
+    let mut handles = handles;
+    if let Some(p) = streams.presence {
+        handles.push(p.map(PresenceRecord).write_to(
+            "presence",
+            part::<PresenceRecord>(d, "presence", out.presence, worker)?,
+            ctx.clone(),
+        ));
+    }
+    if let Some(f) = streams.fleet {
+        handles.push(f.map(FleetRecord).write_to(
+            "fleet",
+            part::<FleetRecord>(d, "fleet", out.fleet, worker)?,
+            ctx.clone(),
+        ));
+    }
     Ok((handles, streams.tally))
 }
 
@@ -254,6 +355,23 @@ pub fn attach_committed_sinks<'scope>(
             ctx.clone(),
         ),
     ];
+    let mut handles = handles;
+    if let Some(p) = streams.presence {
+        handles.push(p.map(PresenceRecord).write_committed(
+            "presence",
+            epoch_files::<PresenceRecord>(d, "presence", out.presence, worker, run),
+            checkpoints,
+            ctx.clone(),
+        ));
+    }
+    if let Some(f) = streams.fleet {
+        handles.push(f.map(FleetRecord).write_committed(
+            "fleet",
+            epoch_files::<FleetRecord>(d, "fleet", out.fleet, worker, run),
+            checkpoints,
+            ctx.clone(),
+        ));
+    }
     (handles, streams.tally)
 }
 
@@ -268,7 +386,7 @@ pub fn prepare_committed_output(
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| iotflow_core::Error::io(&staging, e))?;
     }
-    for kind in ["windows", "alerts", "rejects", "late"] {
+    for kind in ["windows", "alerts", "rejects", "late", "presence", "fleet"] {
         let dir = out.dir.join(kind);
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
@@ -318,6 +436,8 @@ pub fn clean_stale_parts(out: &OutputSpec, peers: usize) -> iotflow_core::Result
         ("alerts", out.alerts),
         ("rejects", out.rejects),
         ("late", out.late),
+        ("presence", out.presence),
+        ("fleet", out.fleet),
     ] {
         let dir = out.dir.join(kind);
         let Ok(rd) = std::fs::read_dir(&dir) else {

@@ -21,6 +21,7 @@
 
 pub mod config;
 pub mod fleet;
+pub mod records;
 pub mod run;
 pub mod sim_source;
 

@@ -14,7 +14,7 @@ use crate::Error;
 use crate::config::{InputSpec, JobConfig};
 use crate::fleet::{
     attach_committed_sinks, attach_sinks, clean_stale_parts, collect_tally, fleet_dataflow,
-    fleet_dataflow_checkpointed, prepare_committed_output, run_id,
+    fleet_dataflow_checkpointed, fleet_dataflow_with_registry, prepare_committed_output, run_id,
 };
 use crate::sim_source::SharedGenerator;
 use iotflow_core::checkpoint::{Checkpoint, Checkpoints, SourceState};
@@ -183,6 +183,39 @@ pub fn run(
             p.late.fetch_add(t.late, Ordering::Relaxed);
         }
     }
+    // The device registry, when the job has `[devices]`: opened on a
+    // runtime that lives as long as the job (its connections are driven
+    // there; the registry feed reads through them from its own thread).
+    let registry_rt;
+    let registry = match &cfg.devices {
+        Some(dc) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("registry-io")
+                .enable_all()
+                .build()
+                .map_err(|e| iotflow_core::Error::Config(format!("registry runtime: {e}")))?;
+            let dir = dc
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| cfg.output.dir.clone());
+            let opened = rt.block_on(async {
+                match &dc.registry {
+                    Some(url) => iotflow_devices::RegistryBuilder::new(url).build().await,
+                    None => iotflow_devices::Registry::open_in(&dir).await,
+                }
+            });
+            let registry = opened.map_err(|e| {
+                iotflow_core::Error::Config(format!("opening the device registry: {e}"))
+            })?;
+            registry_rt = Some(rt);
+            Some(registry)
+        }
+        None => {
+            registry_rt = None;
+            None
+        }
+    };
     if let Some(p) = progress {
         p(&ctx);
     }
@@ -194,6 +227,7 @@ pub fn run(
     let interleave = cfg.interleave_files;
     let chunk_bytes = cfg.chunk_bytes;
     let run_id = run_id();
+    let job_registry = registry.clone();
     let results = iotflow_runtime::execute(&cfg.cluster, move |worker| -> Result<Tally, Error> {
         let index = worker.index();
         let peers = worker.peers();
@@ -215,7 +249,18 @@ pub fn run(
         let total = Arc::new(Mutex::new(Tally::default()));
         let (handles, committer) = worker.dataflow::<u64, _, _>(|scope| {
             let Some((ck, restored, _)) = job_ck.as_ref() else {
-                let streams = fleet_dataflow(scope, source, format.decoder(), &job_cfg, &job_ctx);
+                let streams = match &job_registry {
+                    Some(r) => fleet_dataflow_with_registry(
+                        scope,
+                        source,
+                        format.decoder(),
+                        &job_cfg,
+                        &job_ctx,
+                        None,
+                        r,
+                    )?,
+                    None => fleet_dataflow(scope, source, format.decoder(), &job_cfg, &job_ctx),
+                };
                 let (handles, tally) = attach_sinks(streams, &job_cfg.output, index, &job_ctx)?;
                 collect_tally(tally, total.clone());
                 return Ok::<_, Error>((handles, None));
@@ -224,14 +269,25 @@ pub fn run(
             // the sources) to every participant, the sources included.
             let (loop_handle, control) = scope.feedback::<Vec<Checkpoint>>(0);
             let cks = Checkpoints::new(control, restored.clone(), index, peers);
-            let streams = fleet_dataflow_checkpointed(
-                scope,
-                source,
-                format.decoder(),
-                &job_cfg,
-                &job_ctx,
-                &cks,
-            )?;
+            let streams = match &job_registry {
+                Some(r) => fleet_dataflow_with_registry(
+                    scope,
+                    source,
+                    format.decoder(),
+                    &job_cfg,
+                    &job_ctx,
+                    Some(&cks),
+                    r,
+                )?,
+                None => fleet_dataflow_checkpointed(
+                    scope,
+                    source,
+                    format.decoder(),
+                    &job_cfg,
+                    &job_ctx,
+                    &cks,
+                )?,
+            };
             coordinator(streams.source_tally.clone(), ck, &job_ctx).connect_loop(loop_handle);
             let (handles, tally) =
                 attach_committed_sinks(streams, &job_cfg.output, index, &job_ctx, &cks, &run_id);
@@ -254,6 +310,9 @@ pub fn run(
     let mut tally = Tally::default();
     for r in results {
         tally.merge(&r?);
+    }
+    if let (Some(r), Some(rt)) = (registry, registry_rt) {
+        rt.block_on(r.close());
     }
     tracing::info!(
         lines = tally.lines,

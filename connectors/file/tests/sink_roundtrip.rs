@@ -161,6 +161,8 @@ fn read_ndjson<D: FileRecord>(path: &Path) -> Result<Vec<Vec<Cell>>, Box<dyn std
                     serde_json::from_str::<Option<String>>(raw)?.map_or(Cell::Null, Cell::Str)
                 }
                 ColumnKind::U64 => Cell::U64(raw.parse()?),
+                ColumnKind::OptU64 if raw == "null" => Cell::Null,
+                ColumnKind::OptU64 => Cell::U64(raw.parse()?),
                 // Rust's own float parsing is exact; the text must be a JSON
                 // number or null.
                 ColumnKind::F64 if raw == "null" => Cell::Null,
@@ -226,6 +228,8 @@ fn read_csv<D: FileRecord>(path: &Path) -> Result<Vec<Vec<Cell>>, Box<dyn std::e
                 ColumnKind::OptStr if field.is_empty() => Cell::Null,
                 ColumnKind::OptStr => s(field),
                 ColumnKind::U64 => Cell::U64(field.parse()?),
+                ColumnKind::OptU64 if field.is_empty() => Cell::Null,
+                ColumnKind::OptU64 => Cell::U64(field.parse()?),
                 ColumnKind::F64 => Cell::F64(field.parse()?),
                 ColumnKind::Tags => tags_from_text(field)?,
             });
@@ -271,13 +275,17 @@ fn read_parquet<D: FileRecord>(path: &Path) -> Result<Vec<Vec<Cell>>, Box<dyn st
                             s(a.value(i))
                         }
                     }
-                    DataType::UInt64 => Cell::U64(
-                        array
+                    DataType::UInt64 => {
+                        let a = array
                             .as_any()
                             .downcast_ref::<UInt64Array>()
-                            .ok_or("not UInt64")?
-                            .value(i),
-                    ),
+                            .ok_or("not UInt64")?;
+                        if a.is_null(i) {
+                            Cell::Null
+                        } else {
+                            Cell::U64(a.value(i))
+                        }
+                    }
                     DataType::Float64 => Cell::F64(
                         array
                             .as_any()
@@ -515,6 +523,47 @@ fn rejects_roundtrip() -> TestResult {
 #[test]
 fn readings_roundtrip() -> TestResult {
     roundtrip("readings", &readings())
+}
+
+/// A record with an optional integer column, as device outputs have.
+#[derive(Clone, Debug)]
+struct Seen {
+    device: String,
+    last_seen: Option<u64>,
+}
+
+impl FileRecord for Seen {
+    const COLUMNS: &'static [Column] = &[
+        Column::new("device_id", ColumnKind::Str),
+        Column::new("last_seen", ColumnKind::OptU64),
+    ];
+
+    fn write_fields<W: FieldWriter + ?Sized>(&self, out: &mut W) -> std::io::Result<()> {
+        out.string(&self.device)?;
+        out.optional_uint(self.last_seen)
+    }
+}
+
+impl Expected for Seen {
+    fn expected(&self) -> Vec<Cell> {
+        vec![
+            s(&self.device),
+            self.last_seen.map_or(Cell::Null, Cell::U64),
+        ]
+    }
+}
+
+#[test]
+fn optional_integers_roundtrip() -> TestResult {
+    let rows: Vec<Seen> = [None, Some(0), Some(u64::MAX), None, Some(1_700_000_000_123)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, last_seen)| Seen {
+            device: format!("d-{i}"),
+            last_seen,
+        })
+        .collect();
+    roundtrip("seen", &rows)
 }
 
 #[test]

@@ -809,6 +809,45 @@ fn time(ms: i64) -> String {
     )
 }
 
+/// Registers the simulated fleet (`d-00000` … ) in the embedded registry
+/// under `data_dir`, unless it already holds devices. Tenants `acme` (even
+/// devices) and `globex` (odd), eight site groups, two firmware versions.
+/// Returns how many devices were registered.
+pub(crate) fn provision_demo_fleet(data_dir: &Path, devices: u32) -> Result<usize> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let reg = Registry::open_in(data_dir)
+            .await
+            .with_context(|| format!("opening the registry in {}", data_dir.display()))?;
+        let any = reg.list_devices(&DeviceFilter::default().limit(1)).await?;
+        if !any.devices.is_empty() {
+            reg.close().await;
+            return Ok(0);
+        }
+        for (id, name) in [("acme", "Acme Corp"), ("globex", "Globex")] {
+            match reg.create_tenant(id, name).await {
+                Ok(_) | Err(iotflow_devices::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut csv = String::from("id,name,type,tenant_id,firmware_version,metadata,groups\n");
+        for d in 0..devices {
+            let tenant = if d % 2 == 0 { "acme" } else { "globex" };
+            let site = d % 8;
+            let firmware = if d % 10 < 7 { "1.4.2" } else { "1.5.0" };
+            csv.push_str(&format!(
+                "d-{d:05},Sensor {d},multisensor,{tenant},{firmware},\"{{\"\"site\"\":\"\"site-{site}\"\"}}\",site-{site}\n"
+            ));
+        }
+        let done = reg.provision_csv(csv.as_bytes(), false).await?;
+        reg.close().await;
+        Ok(done.len())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

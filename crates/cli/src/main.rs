@@ -68,6 +68,11 @@ struct DemoArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics while running.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
+    /// Run without the device registry (no enrichment, presence or fleet
+    /// counts). By default the demo registers the simulated fleet in
+    /// DATA_DIR/devices.db on first run and enriches every reading from it.
+    #[arg(long)]
+    no_devices: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -213,15 +218,33 @@ fn demo(a: DemoArgs) -> Result<bool> {
         seed: a.seed,
         ..FleetConfig::default()
     };
+    let devices_in_fleet = fleet.devices;
     cfg.input = InputSpec::Sim(fleet);
     cfg.output = OutputSpec {
         dir: a.data_dir.clone(),
         ..OutputSpec::default()
     };
     cfg.cluster = ClusterConfig::local(a.workers.unwrap_or_else(default_workers));
+    if !a.no_devices {
+        let registered = devices::provision_demo_fleet(&a.data_dir, devices_in_fleet)?;
+        if registered > 0 {
+            eprintln!(
+                "iotflow demo: registered {registered} simulated devices in {}/devices.db (tenants acme and globex, 8 site groups)",
+                a.data_dir.display()
+            );
+        }
+        cfg.devices = Some(iotflow_pipelines::config::DevicesConfig::default());
+    }
     eprintln!(
-        "iotflow demo: {} fleet-v1 readings (seed {}) → validate → 10 s windows → z-score alerts, {} workers",
-        a.lines, a.seed, cfg.cluster.workers
+        "iotflow demo: {} fleet-v1 readings (seed {}) → validate{} → 10 s windows → z-score alerts, {} workers",
+        a.lines,
+        a.seed,
+        if a.no_devices {
+            ""
+        } else {
+            " → enrich from the device registry (presence, fleet counts)"
+        },
+        cfg.cluster.workers
     );
     let report = progress::run_with_bar(
         &cfg,
@@ -232,8 +255,13 @@ fn demo(a: DemoArgs) -> Result<bool> {
     )?;
     summary::print_text(&report, &cfg);
     eprintln!(
-        "\nresults in {}/: windows/ (Parquet lake), alerts/, rejects/, late/",
-        a.data_dir.display()
+        "\nresults in {}/: windows/ (Parquet lake), alerts/, rejects/, late/{}",
+        a.data_dir.display(),
+        if a.no_devices {
+            ""
+        } else {
+            ", presence/ (online/offline), fleet/ (counts by tenant, group, status, firmware, presence); registry: iotflow devices list --data-dir DIR"
+        }
     );
     Ok(report.interrupted)
 }

@@ -12,7 +12,7 @@ const TOKEN_ENV: &str = "IOTFLOW_API_TOKEN";
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
-    /// Server configuration (TOML: bind, body limits, [[tokens]] with
+    /// Server configuration (TOML: bind, body limits, `[[tokens]]` with
     /// name, token and scope admin|read). Flags override it.
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,

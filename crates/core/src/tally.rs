@@ -22,6 +22,10 @@ pub struct Tally {
     pub valid: u64,
     /// Rejected records by reason code.
     pub rejected: BTreeMap<String, u64>,
+    /// Of `rejected`, valid readings that a later stage refused (enrichment:
+    /// `unknown_device`); they are counted in `valid` too.
+    #[serde(default)]
+    pub rejected_downstream: u64,
     /// Valid readings that arrived after their window closed.
     pub late: u64,
     /// Window results emitted: each window's final result, once.
@@ -52,6 +56,7 @@ impl Tally {
         for (k, v) in &o.rejected {
             *self.rejected.entry(k.clone()).or_default() += v;
         }
+        self.rejected_downstream += o.rejected_downstream;
         self.late += o.late;
         self.windows += o.windows;
         self.window_updates += o.window_updates;
@@ -60,21 +65,22 @@ impl Tally {
         self.alerts += o.alerts;
     }
 
-    /// Checks `lines = valid + rejected` and, when windows ran,
-    /// `valid = windowed + late`.
+    /// Checks `lines = valid + rejected − rejected_downstream` and, when
+    /// windows ran, `valid − rejected_downstream = windowed + late`.
     pub fn check_conservation(&self, windowed_ran: bool) -> Result<(), String> {
-        if self.lines != self.valid + self.rejected_total() {
+        if self.lines + self.rejected_downstream != self.valid + self.rejected_total() {
             return Err(format!(
-                "lines {} != valid {} + rejected {}",
+                "lines {} != valid {} + rejected {} - rejected downstream {}",
                 self.lines,
                 self.valid,
-                self.rejected_total()
+                self.rejected_total(),
+                self.rejected_downstream
             ));
         }
-        if windowed_ran && self.valid != self.windowed + self.late {
+        if windowed_ran && self.valid != self.windowed + self.late + self.rejected_downstream {
             return Err(format!(
-                "valid {} != windowed {} + late {}",
-                self.valid, self.windowed, self.late
+                "valid {} != windowed {} + late {} + rejected downstream {}",
+                self.valid, self.windowed, self.late, self.rejected_downstream
             ));
         }
         Ok(())

@@ -141,6 +141,14 @@ impl<W: Write> FieldWriter for CsvRow<W> {
         text::write_u64(&mut self.out, value)
     }
 
+    fn optional_uint(&mut self, value: Option<u64>) -> io::Result<()> {
+        self.field(ColumnKind::OptU64)?;
+        match value {
+            Some(v) => text::write_u64(&mut self.out, v),
+            None => Ok(()),
+        }
+    }
+
     fn float(&mut self, value: f64) -> io::Result<()> {
         self.field(ColumnKind::F64)?;
         text::write_f64(&mut self.out, value)

@@ -132,6 +132,14 @@ impl<W: Write> FieldWriter for NdjsonRow<W> {
         text::write_u64(&mut self.out, value)
     }
 
+    fn optional_uint(&mut self, value: Option<u64>) -> io::Result<()> {
+        self.key(ColumnKind::OptU64)?;
+        match value {
+            Some(v) => text::write_u64(&mut self.out, v),
+            None => self.out.write_all(b"null"),
+        }
+    }
+
     fn float(&mut self, value: f64) -> io::Result<()> {
         self.key(ColumnKind::F64)?;
         text::write_json_f64(&mut self.out, value)

@@ -153,7 +153,9 @@ impl ArrowRows {
                 ColumnKind::Str | ColumnKind::OptStr | ColumnKind::LossyUtf8 | ColumnKind::Tags => {
                     ColumnBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 8))
                 }
-                ColumnKind::U64 => ColumnBuilder::UInt64(UInt64Builder::with_capacity(capacity)),
+                ColumnKind::U64 | ColumnKind::OptU64 => {
+                    ColumnBuilder::UInt64(UInt64Builder::with_capacity(capacity))
+                }
                 ColumnKind::F64 => ColumnBuilder::Float64(Float64Builder::with_capacity(capacity)),
             })
             .collect();
@@ -260,6 +262,17 @@ impl FieldWriter for ArrowRows {
         match self.columns.get_mut(i) {
             Some(ColumnBuilder::UInt64(b)) => {
                 b.append_value(value);
+                Ok(())
+            }
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn optional_uint(&mut self, value: Option<u64>) -> io::Result<()> {
+        let i = self.cursor.advance(ColumnKind::OptU64)?;
+        match self.columns.get_mut(i) {
+            Some(ColumnBuilder::UInt64(b)) => {
+                b.append_option(value);
                 Ok(())
             }
             _ => Err(mismatch()),

@@ -25,6 +25,9 @@ pub enum ColumnKind {
     LossyUtf8,
     /// An unsigned 64-bit integer (Arrow `UInt64`).
     U64,
+    /// An unsigned 64-bit integer that may be absent: empty in CSV, `null`
+    /// in NDJSON, null in Parquet (Arrow `UInt64`, nullable).
+    OptU64,
     /// A 64-bit float (Arrow `Float64`). NDJSON writes a non-finite value as
     /// `null`; CSV writes `NaN`, `inf` or `-inf`; Parquet stores it as is.
     F64,
@@ -41,6 +44,7 @@ impl ColumnKind {
             ColumnKind::Str | ColumnKind::LossyUtf8 | ColumnKind::Tags => (DataType::Utf8, false),
             ColumnKind::OptStr => (DataType::Utf8, true),
             ColumnKind::U64 => (DataType::UInt64, false),
+            ColumnKind::OptU64 => (DataType::UInt64, true),
             ColumnKind::F64 => (DataType::Float64, false),
         }
     }
@@ -73,6 +77,8 @@ pub trait FieldWriter {
     fn string(&mut self, value: &str) -> io::Result<()>;
     /// A [`ColumnKind::OptStr`] field.
     fn optional_string(&mut self, value: Option<&str>) -> io::Result<()>;
+    /// A [`ColumnKind::OptU64`] field.
+    fn optional_uint(&mut self, value: Option<u64>) -> io::Result<()>;
     /// A [`ColumnKind::LossyUtf8`] field.
     fn lossy_utf8(&mut self, value: &[u8]) -> io::Result<()>;
     /// A [`ColumnKind::U64`] field.
