@@ -42,7 +42,10 @@ pub use iotflow_alert as alert;
 pub use iotflow_anomaly as anomaly;
 pub use iotflow_cep as cep;
 pub use iotflow_core as core;
+pub use iotflow_devices as devices;
+pub use iotflow_enrich as enrich;
 pub use iotflow_file as file;
+pub use iotflow_fleet as fleet;
 #[cfg(feature = "ml")]
 pub use iotflow_ml as ml;
 pub use iotflow_pipelines as pipelines;
@@ -64,12 +67,15 @@ pub mod prelude {
     pub use iotflow_core::source::{Chunk, MemorySource, Source};
     pub use iotflow_core::tally::Tally;
     pub use iotflow_core::validate::{Rules, Validate};
+    pub use iotflow_devices::{FeedConfig, Registry, registry_updates};
+    pub use iotflow_enrich::{Enrich, EnrichConfig, Enriched, UnknownDevice};
     pub use iotflow_file::sink::{Format, open_sink};
     pub use iotflow_file::source::{FileSource, plan};
+    pub use iotflow_fleet::{FleetViews, Presence, PresenceConfig, PresenceEvent, PresenceKind};
     pub use iotflow_runtime::{ClusterConfig, execute};
     pub use iotflow_types::{
-        Alert, DeviceId, LateReading, Metric, Reading, Reject, RejectReason, ResultKind, SeriesKey,
-        Stats, WindowResult,
+        Alert, DeviceId, DeviceInfo, DeviceStatus, DeviceUpdate, LateReading, Metric, Reading,
+        Reject, RejectReason, ResultKind, SeriesKey, Stats, WindowResult,
     };
     pub use iotflow_window::{
         Aggregate, Aggregates, Tumbling, TumblingConfig, WindowOptions, WindowSpec, Windowed,
