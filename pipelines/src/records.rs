@@ -39,7 +39,7 @@ impl FileRecord for FleetRecord {
         Column::new("tenant", ColumnKind::Str),
         Column::new("key", ColumnKind::Str),
         Column::new("count", ColumnKind::U64),
-        Column::new("delta", ColumnKind::F64),
+        Column::new("delta", ColumnKind::I64),
         Column::new("at", ColumnKind::U64),
     ];
 
@@ -48,7 +48,7 @@ impl FileRecord for FleetRecord {
         out.string(&self.0.tenant)?;
         out.string(&self.0.key)?;
         out.uint(self.0.count)?;
-        out.float(self.0.delta as f64)?;
+        out.int(self.0.delta)?;
         out.uint(self.0.at)
     }
 }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, Float64Array, StringArray, UInt64Array};
+use arrow::array::{Array, Float64Array, Int64Array, StringArray, UInt64Array};
 use arrow::datatypes::DataType;
 use iotflow_core::Error;
 use iotflow_core::sink::Sink;
@@ -32,6 +32,7 @@ enum Cell {
     Str(String),
     Null,
     U64(u64),
+    I64(i64),
     F64(f64),
     Tags(BTreeMap<String, String>),
 }
@@ -42,6 +43,7 @@ impl PartialEq for Cell {
             (Cell::Str(a), Cell::Str(b)) => a == b,
             (Cell::Null, Cell::Null) => true,
             (Cell::U64(a), Cell::U64(b)) => a == b,
+            (Cell::I64(a), Cell::I64(b)) => a == b,
             // Bit-exact (so -0.0 ≠ 0.0), but any NaN equals any NaN.
             (Cell::F64(a), Cell::F64(b)) => {
                 a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
@@ -58,6 +60,7 @@ impl fmt::Debug for Cell {
             Cell::Str(s) => write!(f, "{s:?}"),
             Cell::Null => f.write_str("null"),
             Cell::U64(v) => write!(f, "{v}u"),
+            Cell::I64(v) => write!(f, "{v}i"),
             Cell::F64(v) => write!(f, "{v:?}f"),
             Cell::Tags(t) => write!(f, "{t:?}"),
         }
@@ -163,6 +166,7 @@ fn read_ndjson<D: FileRecord>(path: &Path) -> Result<Vec<Vec<Cell>>, Box<dyn std
                 ColumnKind::U64 => Cell::U64(raw.parse()?),
                 ColumnKind::OptU64 if raw == "null" => Cell::Null,
                 ColumnKind::OptU64 => Cell::U64(raw.parse()?),
+                ColumnKind::I64 => Cell::I64(raw.parse()?),
                 // Rust's own float parsing is exact; the text must be a JSON
                 // number or null.
                 ColumnKind::F64 if raw == "null" => Cell::Null,
@@ -230,6 +234,7 @@ fn read_csv<D: FileRecord>(path: &Path) -> Result<Vec<Vec<Cell>>, Box<dyn std::e
                 ColumnKind::U64 => Cell::U64(field.parse()?),
                 ColumnKind::OptU64 if field.is_empty() => Cell::Null,
                 ColumnKind::OptU64 => Cell::U64(field.parse()?),
+                ColumnKind::I64 => Cell::I64(field.parse()?),
                 ColumnKind::F64 => Cell::F64(field.parse()?),
                 ColumnKind::Tags => tags_from_text(field)?,
             });
@@ -286,6 +291,13 @@ fn read_parquet<D: FileRecord>(path: &Path) -> Result<Vec<Vec<Cell>>, Box<dyn st
                             Cell::U64(a.value(i))
                         }
                     }
+                    DataType::Int64 => Cell::I64(
+                        array
+                            .as_any()
+                            .downcast_ref::<Int64Array>()
+                            .ok_or("not Int64")?
+                            .value(i),
+                    ),
                     DataType::Float64 => Cell::F64(
                         array
                             .as_any()
@@ -530,17 +542,20 @@ fn readings_roundtrip() -> TestResult {
 struct Seen {
     device: String,
     last_seen: Option<u64>,
+    delta: i64,
 }
 
 impl FileRecord for Seen {
     const COLUMNS: &'static [Column] = &[
         Column::new("device_id", ColumnKind::Str),
         Column::new("last_seen", ColumnKind::OptU64),
+        Column::new("delta", ColumnKind::I64),
     ];
 
     fn write_fields<W: FieldWriter + ?Sized>(&self, out: &mut W) -> std::io::Result<()> {
         out.string(&self.device)?;
-        out.optional_uint(self.last_seen)
+        out.optional_uint(self.last_seen)?;
+        out.int(self.delta)
     }
 }
 
@@ -549,18 +564,20 @@ impl Expected for Seen {
         vec![
             s(&self.device),
             self.last_seen.map_or(Cell::Null, Cell::U64),
+            Cell::I64(self.delta),
         ]
     }
 }
 
 #[test]
-fn optional_integers_roundtrip() -> TestResult {
+fn optional_and_signed_integers_roundtrip() -> TestResult {
     let rows: Vec<Seen> = [None, Some(0), Some(u64::MAX), None, Some(1_700_000_000_123)]
         .into_iter()
         .enumerate()
         .map(|(i, last_seen)| Seen {
             device: format!("d-{i}"),
             last_seen,
+            delta: [i64::MIN, -1, 0, 1, i64::MAX][i],
         })
         .collect();
     roundtrip("seen", &rows)

@@ -149,6 +149,11 @@ impl<W: Write> FieldWriter for CsvRow<W> {
         }
     }
 
+    fn int(&mut self, value: i64) -> io::Result<()> {
+        self.field(ColumnKind::I64)?;
+        text::write_i64(&mut self.out, value)
+    }
+
     fn float(&mut self, value: f64) -> io::Result<()> {
         self.field(ColumnKind::F64)?;
         text::write_f64(&mut self.out, value)

@@ -140,6 +140,11 @@ impl<W: Write> FieldWriter for NdjsonRow<W> {
         }
     }
 
+    fn int(&mut self, value: i64) -> io::Result<()> {
+        self.key(ColumnKind::I64)?;
+        text::write_i64(&mut self.out, value)
+    }
+
     fn float(&mut self, value: f64) -> io::Result<()> {
         self.key(ColumnKind::F64)?;
         text::write_json_f64(&mut self.out, value)

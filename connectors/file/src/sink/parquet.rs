@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Builder, StringBuilder, UInt64Builder};
+use arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder, UInt64Builder};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use iotflow_core::Result;
@@ -132,6 +132,7 @@ impl<D: FileRecord, W: Write + Send + 'static> Sink<D> for ParquetSink<D, W> {
 enum ColumnBuilder {
     Utf8(StringBuilder),
     UInt64(UInt64Builder),
+    Int64(Int64Builder),
     Float64(Float64Builder),
 }
 
@@ -156,6 +157,7 @@ impl ArrowRows {
                 ColumnKind::U64 | ColumnKind::OptU64 => {
                     ColumnBuilder::UInt64(UInt64Builder::with_capacity(capacity))
                 }
+                ColumnKind::I64 => ColumnBuilder::Int64(Int64Builder::with_capacity(capacity)),
                 ColumnKind::F64 => ColumnBuilder::Float64(Float64Builder::with_capacity(capacity)),
             })
             .collect();
@@ -190,6 +192,7 @@ impl ArrowRows {
                 match b {
                     ColumnBuilder::Utf8(b) => Arc::new(b.finish()),
                     ColumnBuilder::UInt64(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Int64(b) => Arc::new(b.finish()),
                     ColumnBuilder::Float64(b) => Arc::new(b.finish()),
                 }
             })
@@ -273,6 +276,17 @@ impl FieldWriter for ArrowRows {
         match self.columns.get_mut(i) {
             Some(ColumnBuilder::UInt64(b)) => {
                 b.append_option(value);
+                Ok(())
+            }
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn int(&mut self, value: i64) -> io::Result<()> {
+        let i = self.cursor.advance(ColumnKind::I64)?;
+        match self.columns.get_mut(i) {
+            Some(ColumnBuilder::Int64(b)) => {
+                b.append_value(value);
                 Ok(())
             }
             _ => Err(mismatch()),

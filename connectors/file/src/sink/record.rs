@@ -28,6 +28,8 @@ pub enum ColumnKind {
     /// An unsigned 64-bit integer that may be absent: empty in CSV, `null`
     /// in NDJSON, null in Parquet (Arrow `UInt64`, nullable).
     OptU64,
+    /// A signed 64-bit integer (Arrow `Int64`).
+    I64,
     /// A 64-bit float (Arrow `Float64`). NDJSON writes a non-finite value as
     /// `null`; CSV writes `NaN`, `inf` or `-inf`; Parquet stores it as is.
     F64,
@@ -45,6 +47,7 @@ impl ColumnKind {
             ColumnKind::OptStr => (DataType::Utf8, true),
             ColumnKind::U64 => (DataType::UInt64, false),
             ColumnKind::OptU64 => (DataType::UInt64, true),
+            ColumnKind::I64 => (DataType::Int64, false),
             ColumnKind::F64 => (DataType::Float64, false),
         }
     }
@@ -79,6 +82,8 @@ pub trait FieldWriter {
     fn optional_string(&mut self, value: Option<&str>) -> io::Result<()>;
     /// A [`ColumnKind::OptU64`] field.
     fn optional_uint(&mut self, value: Option<u64>) -> io::Result<()>;
+    /// A [`ColumnKind::I64`] field.
+    fn int(&mut self, value: i64) -> io::Result<()>;
     /// A [`ColumnKind::LossyUtf8`] field.
     fn lossy_utf8(&mut self, value: &[u8]) -> io::Result<()>;
     /// A [`ColumnKind::U64`] field.

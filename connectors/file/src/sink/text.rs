@@ -13,6 +13,12 @@ pub(crate) fn write_u64<W: Write + ?Sized>(out: &mut W, v: u64) -> io::Result<()
     out.write_all(itoa::Buffer::new().format(v).as_bytes())
 }
 
+/// Writes `v` in decimal.
+#[inline]
+pub(crate) fn write_i64<W: Write + ?Sized>(out: &mut W, v: i64) -> io::Result<()> {
+    out.write_all(itoa::Buffer::new().format(v).as_bytes())
+}
+
 /// Writes `v` in the shortest form that parses back to the same `f64`
 /// (`NaN`, `inf` and `-inf` when not finite).
 #[inline]
