@@ -12,7 +12,9 @@ use iotflow_core::sink::{EpochFiles, Sink, SinkHandle, WriteCommitted, WriteTo};
 use iotflow_core::source::Source;
 use iotflow_core::tally::Tally;
 use iotflow_file::sink::{FileRecord, Format, open_sink};
-use iotflow_types::{Alert, LateReading, Reading, Reject, SeriesKey, Timestamp, WindowResult};
+use iotflow_types::{
+    Alert, LateReading, Reading, Reject, RejectReason, SeriesKey, Timestamp, WindowResult,
+};
 use iotflow_window::{StatsAggregate, WindowSpec, Windowed};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::channels::pact::Pipeline;
@@ -154,13 +156,13 @@ fn build<'scope>(
                 });
             let e = src
                 .readings
-                .enrich("enrich", &updates, &dc.enrich, checkpoints)
-                .map_err(|e| iotflow_core::Error::Config(e.to_string()))?;
+                .enrich("enrich", &updates, &dc.enrich, checkpoints)?;
             rejects = rejects.concat(e.rejects);
             tally = tally.concat(e.tally.map(|t| {
                 let mut out = Tally::default();
                 if t.rejected > 0 {
-                    out.rejected.insert("unknown_device".into(), t.rejected);
+                    out.rejected
+                        .insert(RejectReason::UnknownDevice.code().into(), t.rejected);
                 }
                 out.rejected_downstream = t.rejected;
                 out
@@ -172,8 +174,7 @@ fn build<'scope>(
             // devices without readings count as `unknown` in the views.
             let p = readings
                 .clone()
-                .presence("presence", &dc.presence, None, checkpoints)
-                .map_err(|e| iotflow_core::Error::Config(e.to_string()))?;
+                .presence("presence", &dc.presence, None, checkpoints)?;
             if dc.views {
                 fleet = Some(updates.fleet_views("fleet", Some(p.events.clone())).counts);
             }

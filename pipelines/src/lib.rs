@@ -49,6 +49,12 @@ pub enum Error {
     /// A restored checkpoint does not decode into this job's state.
     #[error("restoring state: {0}")]
     Restore(#[from] iotflow_core::state::SnapshotError),
+    /// The enrichment's checkpointed state does not restore.
+    #[error(transparent)]
+    Enrich(#[from] iotflow_enrich::EnrichError),
+    /// The presence operator's configuration or checkpointed state is invalid.
+    #[error(transparent)]
+    Fleet(#[from] iotflow_fleet::FleetError),
     /// The job ran but something failed on the way (source, sink).
     #[error("job failed: {}", .0.join("; "))]
     Failed(Vec<String>),

@@ -199,12 +199,10 @@ pub fn run(
                 .data_dir
                 .clone()
                 .unwrap_or_else(|| cfg.output.dir.clone());
-            let opened = rt.block_on(async {
-                match &dc.registry {
-                    Some(url) => iotflow_devices::RegistryBuilder::new(url).build().await,
-                    None => iotflow_devices::Registry::open_in(&dir).await,
-                }
-            });
+            let opened = rt.block_on(iotflow_devices::Registry::open(
+                dc.registry.as_deref(),
+                &dir,
+            ));
             let registry = opened.map_err(|e| {
                 iotflow_core::Error::Config(format!("opening the device registry: {e}"))
             })?;

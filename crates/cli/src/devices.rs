@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use iotflow_devices::{
     CertificateFingerprint, CredentialInfo, CredentialKind, Device, DeviceFilter, DeviceStatus,
-    Group, IssuedHmacKey, NewDevice, Registry, RegistryBuilder,
+    Group, IssuedHmacKey, NewDevice, Registry,
 };
 use serde_json::{Value, json};
 
@@ -303,15 +303,12 @@ async fn open(a: &DevicesArgs) -> Result<Registry> {
 
 /// The registry at `url`, or else the embedded one under `data_dir`.
 pub(crate) async fn open_registry(url: Option<&str>, data_dir: &Path) -> Result<Registry> {
-    match url {
-        Some(url) => RegistryBuilder::new(url)
-            .build()
-            .await
-            .with_context(|| format!("opening the registry at {}", redact(url))),
-        None => Registry::open_in(data_dir)
-            .await
-            .with_context(|| format!("opening the registry in {}", data_dir.display())),
-    }
+    Registry::open(url, data_dir)
+        .await
+        .with_context(|| match url {
+            Some(url) => format!("opening the registry at {}", redact(url)),
+            None => format!("opening the registry in {}", data_dir.display()),
+        })
 }
 
 /// A URL without its password, for messages.
@@ -819,9 +816,7 @@ pub(crate) fn provision_demo_fleet(data_dir: &Path, devices: u32) -> Result<usiz
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        let reg = Registry::open_in(data_dir)
-            .await
-            .with_context(|| format!("opening the registry in {}", data_dir.display()))?;
+        let reg = open_registry(None, data_dir).await?;
         let any = reg.list_devices(&DeviceFilter::default().limit(1)).await?;
         if !any.devices.is_empty() {
             reg.close().await;

@@ -123,7 +123,6 @@ pub fn registry_updates<'scope>(
     let handle = FeedHandle {
         shared: Arc::clone(&shared),
     };
-    let counters = Arc::clone(&shared);
     let worker = scope.index();
     let name_owned = name.to_owned();
     let stream = source(scope, name, move |cap, info| {
@@ -131,16 +130,15 @@ pub fn registry_updates<'scope>(
         let activator = scope.worker().sync_activator_for(info.address.to_vec());
         let (tx, mut rx) = bridge::bridge::<Msg>(16, Some(activator));
         if cap.is_some() {
-            let shared = Arc::clone(&shared);
+            let io_shared = Arc::clone(&shared);
             let spawned = std::thread::Builder::new()
                 .name(format!("{name_owned}-registry"))
-                .spawn(move || poll_loop(registry, config, shared, tx));
+                .spawn(move || poll_loop(registry, config, io_shared, tx));
             if let Err(e) = spawned {
                 tracing::error!(feed = %name_owned, "cannot start the registry thread: {e}");
                 cap = None;
             }
         }
-        let late = counters;
         move |output| {
             let Some(c) = cap.as_mut() else { return };
             loop {
@@ -150,7 +148,7 @@ pub fn registry_updates<'scope>(
                         for u in &mut updates {
                             if u.at < floor {
                                 u.at = floor;
-                                late.late.fetch_add(1, Ordering::Relaxed);
+                                shared.late.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                         updates.sort_by_key(|u| u.at);

@@ -263,6 +263,16 @@ impl Registry {
         RegistryBuilder::new(url).master_key(key).build().await
     }
 
+    /// The registry at `url` ([`RegistryBuilder::new`], master key from the
+    /// environment) when one is given, else the embedded one in `data_dir`
+    /// ([`open_in`](Self::open_in)): how jobs and the CLI pick theirs.
+    pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Registry> {
+        match url {
+            Some(url) => RegistryBuilder::new(url).build().await,
+            None => Registry::open_in(data_dir).await,
+        }
+    }
+
     /// Closes the pool; waits for connections in use to be returned.
     /// (Nothing to close on DynamoDB.)
     pub async fn close(&self) {
