@@ -126,7 +126,7 @@ impl Registry {
         let pool = match self.store() {
             Store::Sql(pool) => pool,
             #[cfg(feature = "dynamodb")]
-            Store::Dynamo(db) => return db.last_change().await,
+            Store::Dynamo(db) => return db.last_seq().await,
         };
         let n: i64 = sqlx::query("SELECT n FROM registry_seq WHERE id = 1")
             .fetch_one(pool)

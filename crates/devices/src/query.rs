@@ -97,63 +97,11 @@ impl Registry {
                 format!("must be 1 to {MAX_PAGE}, got {limit}"),
             ));
         }
-        let pool = match self.store() {
-            Store::Sql(pool) => pool,
+        let (devices, more) = match self.store() {
+            Store::Sql(pool) => list_devices_sql(pool, filter, limit).await?,
             #[cfg(feature = "dynamodb")]
-            Store::Dynamo(db) => {
-                let (devices, more) = db.list_devices(filter, limit).await?;
-                let next = if more {
-                    devices.last().map(|d| d.id.clone())
-                } else {
-                    None
-                };
-                return Ok(DevicePage { devices, next });
-            }
+            Store::Dynamo(db) => db.list_devices(filter, limit).await?,
         };
-        // Conditions are fixed text; every value is a bound parameter.
-        let mut conds: Vec<String> = Vec::new();
-        let mut args: Vec<String> = Vec::new();
-        let mut push = |cond: &str, value: String| {
-            args.push(value);
-            conds.push(cond.replace('?', &format!("${}", args.len())));
-        };
-        if let Some(t) = &filter.tenant_id {
-            push("tenant_id = ?", t.clone());
-        }
-        if let Some(g) = &filter.group_id {
-            push(
-                "id IN (SELECT device_id FROM group_members WHERE group_id = ?)",
-                g.clone(),
-            );
-        }
-        if let Some(s) = filter.status {
-            push("status = ?", s.as_str().to_owned());
-        }
-        if let Some(t) = &filter.device_type {
-            push("device_type = ?", t.clone());
-        }
-        if let Some(a) = &filter.after {
-            push("id > ?", a.clone());
-        }
-        let mut sql = DEVICE_COLUMNS.to_owned();
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
-        // One row more than the page tells whether another page follows.
-        sql.push_str(&format!(" ORDER BY id LIMIT {}", limit + 1));
-        let mut q = sqlx::query(&sql);
-        for a in &args {
-            q = q.bind(a);
-        }
-        let rows = q.fetch_all(pool).await?;
-        let more = rows.len() > limit as usize;
-        let mut devices = rows
-            .iter()
-            .take(limit as usize)
-            .map(device_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        fill_groups(pool, &mut devices).await?;
         let next = if more {
             devices.last().map(|d| d.id.clone())
         } else {
@@ -206,4 +154,57 @@ async fn fill_groups(pool: &AnyPool, devices: &mut [Device]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One page of `filter` on SQL, and whether another page follows.
+async fn list_devices_sql(
+    pool: &sqlx::AnyPool,
+    filter: &DeviceFilter,
+    limit: u32,
+) -> Result<(Vec<Device>, bool)> {
+    // Conditions are fixed text; every value is a bound parameter.
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<String> = Vec::new();
+    let mut push = |cond: &str, value: String| {
+        args.push(value);
+        conds.push(cond.replace('?', &format!("${}", args.len())));
+    };
+    if let Some(t) = &filter.tenant_id {
+        push("tenant_id = ?", t.clone());
+    }
+    if let Some(g) = &filter.group_id {
+        push(
+            "id IN (SELECT device_id FROM group_members WHERE group_id = ?)",
+            g.clone(),
+        );
+    }
+    if let Some(s) = filter.status {
+        push("status = ?", s.as_str().to_owned());
+    }
+    if let Some(t) = &filter.device_type {
+        push("device_type = ?", t.clone());
+    }
+    if let Some(a) = &filter.after {
+        push("id > ?", a.clone());
+    }
+    let mut sql = DEVICE_COLUMNS.to_owned();
+    if !conds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conds.join(" AND "));
+    }
+    // One row more than the page tells whether another page follows.
+    sql.push_str(&format!(" ORDER BY id LIMIT {}", limit + 1));
+    let mut q = sqlx::query(&sql);
+    for a in &args {
+        q = q.bind(a);
+    }
+    let rows = q.fetch_all(pool).await?;
+    let more = rows.len() > limit as usize;
+    let mut devices = rows
+        .iter()
+        .take(limit as usize)
+        .map(device_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    fill_groups(pool, &mut devices).await?;
+    Ok((devices, more))
 }

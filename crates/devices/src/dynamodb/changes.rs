@@ -35,10 +35,6 @@ fn to_u64(v: i64) -> u64 {
 }
 
 impl DynamoStore {
-    pub(crate) async fn last_change(&self) -> Result<u64> {
-        self.last_seq().await
-    }
-
     /// The highest change number pruning has deleted (or is deleting).
     async fn pruned_through(&self) -> Result<u64> {
         match self.get(keys::pruned()).await? {

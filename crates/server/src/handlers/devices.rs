@@ -64,15 +64,12 @@ pub(crate) async fn register(
             )));
         }
     }
-    let device = registry.register_device(new).await?;
+    let mut device = registry.register_device(new).await?;
     for g in &groups {
         registry.add_to_group(g, &device.id).await?;
     }
-    let device = if groups.is_empty() {
-        device
-    } else {
-        registry.device(&device.id).await?
-    };
+    // `groups` is sorted and deduplicated, as `Device::groups` is.
+    device.groups = groups;
     Ok((StatusCode::CREATED, Json(DeviceOut::from(device))).into_response())
 }
 

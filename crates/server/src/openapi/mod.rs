@@ -36,7 +36,9 @@ fn operation(op: &Op) -> Value {
         Some(Scope::Read) => errors.push(401),
         None => {}
     }
-    if op.db {
+    // Every operation behind a token reads the registry; the public ones
+    // (`/healthz`, `/openapi.json`) do not.
+    if op.scope.is_some() {
         errors.extend([500, 503]);
     }
     errors.sort_unstable();

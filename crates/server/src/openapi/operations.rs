@@ -18,8 +18,6 @@ pub(super) struct Op {
     pub(super) ok: (u16, &'static str, Option<&'static str>),
     /// Error responses besides those every operation of its kind has.
     pub(super) errors: &'static [u16],
-    /// Whether the operation touches the database (`500`, `503`).
-    pub(super) db: bool,
 }
 
 fn path_param(name: &str, description: &str) -> Value {
@@ -62,12 +60,10 @@ pub(super) fn ops() -> Vec<Op> {
         body: None,
         ok: (200, "OK", None),
         errors: &[],
-        db: true,
     };
     vec![
         Op {
             ok: (200, "The server is up.", Some("Health")),
-            db: false,
             ..op(
                 Get,
                 "/healthz",
@@ -78,7 +74,6 @@ pub(super) fn ops() -> Vec<Op> {
         },
         Op {
             ok: (200, "This document.", None),
-            db: false,
             ..op(
                 Get,
                 "/openapi.json",

@@ -26,8 +26,8 @@ pub(crate) const MAX_CSV_BODY: usize = 128 * 1024;
 
 const PG_ENV: &str = "IOTFLOW_TEST_POSTGRES_URL";
 
-/// What a case gets: the registry behind the server, its clock, the
-/// database URL, and a client holding the admin token.
+/// What a case gets: the registry behind the server, the database URL, and
+/// a client holding the admin token.
 pub(crate) struct Ctx {
     pub(crate) registry: Registry,
     pub(crate) url: String,

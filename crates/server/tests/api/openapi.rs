@@ -17,12 +17,10 @@ async fn every_documented_operation_is_served() -> anyhow::Result<()> {
             .await?
             .expect(200)?;
         assert_eq!(doc["openapi"], "3.1.0");
+        let bearer = &doc["components"]["securitySchemes"]["bearer"];
         assert_eq!(
-            doc["components"]["securitySchemes"]["bearer"],
-            json!({
-                "type": "http", "scheme": "bearer",
-                "description": doc["components"]["securitySchemes"]["bearer"]["description"]
-            })
+            (&bearer["type"], &bearer["scheme"]),
+            (&json!("http"), &json!("bearer"))
         );
         let mut count = 0;
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {

@@ -233,7 +233,12 @@ impl PresenceState {
                 self.flush_at = Some((x / every).saturating_add(1).saturating_mul(every));
             }
         }
-        self.arm(&device, deadline);
+        // Armed here rather than through `arm`: the entry is in hand, so a
+        // reading costs one map lookup.
+        if d.armed.is_none() {
+            d.armed = Some(deadline);
+            self.timers.insert((deadline, device));
+        }
     }
 
     fn update(
