@@ -74,6 +74,17 @@ pub fn device_info(device: &Device) -> DeviceInfo {
     }
 }
 
+/// The change-log form of `device`'s description (both backends store it).
+pub(crate) fn info_json(device: &Device) -> Result<String> {
+    serde_json::to_string(&device_info(device))
+        .map_err(|e| Error::invalid("device info", e.to_string()))
+}
+
+/// A description read back from the change log.
+pub(crate) fn parse_info(text: &str) -> Result<DeviceInfo> {
+    serde_json::from_str(text).map_err(|e| Error::invalid("stored change", e.to_string()))
+}
+
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -101,8 +112,7 @@ impl Registry {
         .iter()
         .map(|r| r.try_get::<String, _>("group_id"))
         .collect::<Result<_, _>>()?;
-        let info = serde_json::to_string(&device_info(&device))
-            .map_err(|e| Error::invalid("device info", e.to_string()))?;
+        let info = info_json(&device)?;
         // Bumping the counter locks its row until commit: sequence order is
         // commit order. The time is read after the lock, so it grows with seq.
         let seq: i64 = sqlx::query("UPDATE registry_seq SET n = n + 1 WHERE id = 1 RETURNING n")
@@ -237,10 +247,7 @@ pub(crate) struct ChangeRow {
 impl ChangeRow {
     fn into_update(self) -> Result<DeviceUpdate> {
         let info = match self.info {
-            Some(text) => Some(Arc::new(
-                serde_json::from_str::<DeviceInfo>(&text)
-                    .map_err(|e| Error::invalid("stored change", e.to_string()))?,
-            )),
+            Some(text) => Some(Arc::new(parse_info(&text)?)),
             None => None,
         };
         Ok(DeviceUpdate {

@@ -9,7 +9,7 @@ use iotflow_types::DeviceInfo;
 use super::devices::device_from_item;
 use super::{Attrs, Backoff, DynamoStore, Item, keys, n, sdk_error};
 use crate::changes::{ChangeRow, device_info};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Device;
 use crate::query::DeviceFilter;
 
@@ -127,8 +127,7 @@ impl DynamoStore {
             }
             match change.info {
                 Some(text) => {
-                    let info: DeviceInfo = serde_json::from_str(&text)
-                        .map_err(|e| Error::invalid("stored change", e.to_string()))?;
+                    let info = crate::changes::parse_info(&text)?;
                     devices.insert(change.device_id, (at, Arc::new(info)));
                 }
                 None => {

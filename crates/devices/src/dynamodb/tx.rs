@@ -9,7 +9,6 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{DynamoStore, Item, build_error, keys, n, s, sdk_error};
-use crate::changes::device_info;
 use crate::error::{Error, Result};
 use crate::model::Device;
 
@@ -204,8 +203,7 @@ impl Tx {
         let mut next = seq;
         for device in devices {
             next += 1;
-            let info = serde_json::to_string(&device_info(device))
-                .map_err(|e| Error::invalid("device info", e.to_string()))?;
+            let info = crate::changes::info_json(device)?;
             let mut item = keys::key(keys::CHANGES, keys::change_sk(next));
             item.insert("seq".into(), n(i64::try_from(next).unwrap_or(i64::MAX)));
             item.insert("device_id".into(), s(&device.id));
