@@ -83,7 +83,7 @@ use crate::bridge::{self, Recv};
 use crate::checkpoint::{Ack, Checkpoints, SourceState};
 use crate::codec::Decoder;
 use crate::context::JobContext;
-use crate::source::{Chunk, Source};
+use crate::source::{Chunk, Commits, Source};
 use crate::source::{Position, Resume};
 use crate::state::{self, SnapshotError};
 use crate::tally::Tally;
@@ -786,6 +786,10 @@ fn build_source<'scope>(
         bridge::bridge::<crate::Result<Chunk>>(config.channel_capacity, Some(activator));
     let thread_name = format!("{name}-io-{worker}");
     let io_ctx = ctx.clone();
+    let commits = opts.checkpoints.map(|_| Commits::new(&ctx));
+    if let Some(c) = &commits {
+        source.attach_commits(c.clone());
+    }
     let spawned = std::thread::Builder::new()
         .name(thread_name)
         .spawn(move || {
@@ -794,8 +798,9 @@ fn build_source<'scope>(
                 let _ = tx.send_blocking(Err(e));
             }
         });
-    if let Err(e) = spawned {
-        io_ctx.fail(format!("{name}: cannot start I/O thread: {e}"));
+    match spawned {
+        Ok(handle) => io_ctx.register_io(handle),
+        Err(e) => io_ctx.fail(format!("{name}: cannot start I/O thread: {e}")),
     }
 
     let max_len = config.max_record_bytes;
@@ -841,6 +846,15 @@ fn build_source<'scope>(
                                 .map(|(k, m)| (k.to_string(), *m))
                                 .collect();
                             committed.tally = l.tally;
+                        }
+                        if let Some(c) = &commits {
+                            c.record(
+                                ck.id,
+                                committed.positions.iter().map(|(k, p)| Resume {
+                                    partition: Arc::from(k.as_str()),
+                                    position: p.clone(),
+                                }),
+                            );
                         }
                         if let Some(at) = cap.retain_least(ACKS) {
                             let encoded = state::encode(&committed);

@@ -7,12 +7,15 @@
 //! partitions, …); decoding, validation and watermarking happen on the
 //! worker.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::bridge::BridgeSender;
+use crate::context::JobContext;
 
 /// A block of whole, newline-terminated records from one source.
 #[derive(Clone, Debug, Default)]
@@ -85,6 +88,97 @@ pub trait Source: Send + 'static {
     /// Produces all chunks, blocking on `out` when it is full; returns when the
     /// input is exhausted, or early (with `Ok`) when `out` is closed.
     fn run(&mut self, out: &BridgeSender<Result<Chunk>>) -> Result<()>;
+
+    /// Called once before [`run`](Source::run) when the job checkpoints:
+    /// `commits` tells the source which of its positions are in a completed
+    /// checkpoint, so it can acknowledge them upstream (commit Kafka
+    /// offsets, ack MQTT messages) and never earlier. The default ignores
+    /// it (files need no acknowledgement).
+    fn attach_commits(&mut self, commits: Commits) {
+        let _ = commits;
+    }
+}
+
+/// What a source has consumed at each checkpoint, and which checkpoints
+/// have completed: the source's side of "acknowledge upstream only after a
+/// checkpoint completes".
+///
+/// The event-time source records, for every checkpoint it answers, the
+/// positions of all partitions its worker had consumed before the
+/// checkpoint's time; the committer marks checkpoints complete in the
+/// [`JobContext`]. The I/O thread polls [`take`](Commits::take) (or blocks
+/// in [`wait`](Commits::wait)) and acknowledges what it returns.
+///
+/// A job that stops ends its commits ([`JobContext::end_commits`]) after
+/// its final checkpoint; a source that holds unacknowledged input should,
+/// once its output channel is closed, [`wait`](Commits::wait) until
+/// [`ended`](Commits::ended), acknowledge the last [`take`](Commits::take),
+/// and return.
+///
+/// In a cluster of several processes only process 0 runs the committer, so
+/// only its sources learn of completed checkpoints; sources of other
+/// processes acknowledge nothing (their positions are still in the
+/// checkpoints, so nothing is lost or doubled on restore).
+#[derive(Clone, Debug)]
+pub struct Commits {
+    ctx: JobContext,
+    /// Positions per checkpoint id, oldest first; cumulative maps.
+    pending: Arc<Mutex<BTreeMap<u64, Vec<Resume>>>>,
+}
+
+impl Commits {
+    /// Commits of the job `ctx` belongs to.
+    pub fn new(ctx: &JobContext) -> Self {
+        Commits {
+            ctx: ctx.clone(),
+            pending: Arc::default(),
+        }
+    }
+
+    /// Records that at checkpoint `id` this worker's source had consumed up
+    /// to `positions` (every partition it has read, cumulative).
+    pub fn record(&self, id: u64, positions: impl IntoIterator<Item = Resume>) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, positions.into_iter().collect());
+        }
+    }
+
+    /// The positions at the newest checkpoint that has completed since the
+    /// last call (every partition the source had read by then), or `None`
+    /// when no further checkpoint has completed.
+    pub fn take(&self) -> Option<Vec<Resume>> {
+        let done = self.ctx.last_committed();
+        let mut p = self.pending.lock().ok()?;
+        let mut newest = None;
+        while let Some(entry) = p.first_entry() {
+            if *entry.key() > done {
+                break;
+            }
+            newest = Some(entry.remove());
+        }
+        newest
+    }
+
+    /// Waits up to `timeout` for a checkpoint to complete or commits to
+    /// end, then [`take`](Commits::take)s.
+    pub fn wait(&self, timeout: Duration) -> Option<Vec<Resume>> {
+        let first_pending = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|p| p.keys().next().copied());
+        if let Some(id) = first_pending {
+            self.ctx.wait_commit(id.saturating_sub(1), timeout);
+        } else if !self.ended() {
+            self.ctx.wait_commit(self.ctx.last_committed(), timeout);
+        }
+        self.take()
+    }
+
+    /// Whether no further checkpoint will complete in this run.
+    pub fn ended(&self) -> bool {
+        self.ctx.commits_ended()
+    }
 }
 
 /// A source over chunks already in memory (tests, examples, generators).
@@ -141,6 +235,57 @@ impl Source for MemorySource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(key: &str, offset: u64) -> Resume {
+        Resume {
+            partition: Arc::from(key),
+            position: Position::Offset(offset),
+        }
+    }
+
+    #[test]
+    fn commits_release_only_completed_checkpoints_newest_first() {
+        let ctx = JobContext::new();
+        let c = Commits::new(&ctx);
+        c.record(1, [at("p", 10)]);
+        c.record(2, [at("p", 20)]);
+        c.record(3, [at("p", 30)]);
+        // Nothing completed yet: nothing may be acknowledged.
+        assert_eq!(c.take(), None);
+        ctx.checkpoint_committed(2);
+        // Checkpoints 1 and 2 completed: the newer one's positions.
+        assert_eq!(c.take(), Some(vec![at("p", 20)]));
+        assert_eq!(c.take(), None);
+        ctx.checkpoint_committed(3);
+        assert_eq!(c.take(), Some(vec![at("p", 30)]));
+        assert!(!c.ended());
+        ctx.end_commits();
+        assert!(c.ended());
+    }
+
+    #[test]
+    fn commits_wait_wakes_on_completion_and_on_end() {
+        let ctx = JobContext::new();
+        let c = Commits::new(&ctx);
+        c.record(1, [at("p", 5)]);
+        let waker = ctx.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            waker.checkpoint_committed(1);
+        });
+        assert_eq!(c.wait(Duration::from_secs(10)), Some(vec![at("p", 5)]));
+        t.join().expect("join");
+        // With nothing pending, wait returns once commits end.
+        let ender = ctx.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            ender.end_commits();
+        });
+        let started = std::time::Instant::now();
+        assert_eq!(c.wait(Duration::from_secs(10)), None);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        t.join().expect("join");
+    }
 
     #[test]
     fn positions_order_within_a_partition() {

@@ -436,6 +436,9 @@ pub fn committer<'scope>(
                                     s.in_flight = None;
                                 }
                             }
+                            // Sources may now acknowledge what this
+                            // checkpoint holds.
+                            thread_ctx.checkpoint_committed(id);
                             let p = &thread_ctx.progress;
                             p.checkpoints.fetch_add(1, Ordering::Relaxed);
                             p.checkpoint_bytes.store(bytes, Ordering::Relaxed);
