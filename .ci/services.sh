@@ -77,7 +77,7 @@ install_moto() {
         python3 -m venv "$VENV"
     fi
     "${VENV}/bin/python" -m pip install -q --disable-pip-version-check \
-        "moto[s3,dynamodb]==${MOTO_VERSION}" flask flask-cors boto3
+        "moto[s3,dynamodb,kinesis]==${MOTO_VERSION}" flask flask-cors boto3
     log "moto: installed in $((SECONDS - t0)) s"
 }
 
@@ -228,8 +228,18 @@ stop_postgres() {
         log "postgres: pg_ctl stop failed (see ${PG_LOG})"
 }
 
+# More servers, one file each: `.ci/services.d/NAME.sh` defines
+# `start_NAME` and `stop_NAME` (and may use log, apt_install, CACHE, STATE).
+SERVICES=(moto postgres)
+for f in "$(dirname "$0")"/services.d/*.sh; do
+    [ -e "$f" ] || continue
+    # shellcheck source=/dev/null
+    . "$f"
+    SERVICES+=("$(basename "$f" .sh)")
+done
+
 case "${1:-}" in
-    start) start_moto; start_postgres ;;
-    stop) stop_moto; stop_postgres ;;
+    start) for s in "${SERVICES[@]}"; do "start_${s}"; done ;;
+    stop) for s in "${SERVICES[@]}"; do "stop_${s}" || true; done ;;
     *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac

@@ -797,6 +797,10 @@ fn build_source<'scope>(
                 // The worker records it when it reads the error.
                 let _ = tx.send_blocking(Err(e));
             }
+            // The input has ended for the worker: its last checkpoint can
+            // now complete, and the source acknowledge it.
+            drop(tx);
+            source.finish();
         });
     match spawned {
         Ok(handle) => io_ctx.register_io(handle),

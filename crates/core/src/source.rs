@@ -97,6 +97,15 @@ pub trait Source: Send + 'static {
     fn attach_commits(&mut self, commits: Commits) {
         let _ = commits;
     }
+
+    /// Called on the I/O thread after [`run`](Source::run) returned and its
+    /// channel was dropped: the worker can then see the input end and the
+    /// job take its last checkpoint. A source whose input ended on its own
+    /// (bounded mode, an idle timeout) acknowledges that checkpoint here
+    /// (wait on [`Commits`] until it [`ended`](Commits::ended)); during
+    /// `run` it would wait for itself. The job joins this thread at its
+    /// end. The default does nothing.
+    fn finish(&mut self) {}
 }
 
 /// What a source has consumed at each checkpoint, and which checkpoints
@@ -276,7 +285,7 @@ mod tests {
         assert_eq!(c.wait(Duration::from_secs(10)), Some(vec![at("p", 5)]));
         t.join().expect("join");
         // With nothing pending, wait returns once commits end.
-        let ender = ctx.clone();
+        let ender = ctx;
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             ender.end_commits();
