@@ -24,7 +24,20 @@ pub(crate) const CODES: &[(&str, u16)] = &[
     ("invalid_path", 400),
     ("invalid_input", 400),
     ("unauthorized", 401),
+    // Device authentication on the ingest routes: the reason's own code.
+    ("bad_signature", 401),
+    ("expired_timestamp", 401),
+    ("replayed_nonce", 401),
+    ("revoked_key", 401),
+    ("unknown_key", 401),
+    ("device_disabled", 401),
+    ("expired_token", 401),
+    ("token_not_yet_valid", 401),
+    ("bad_token", 401),
+    ("malformed_request", 401),
     ("forbidden", 403),
+    ("wrong_device", 403),
+    ("wrong_tenant", 403),
     ("not_found", 404),
     ("method_not_allowed", 405),
     ("already_exists", 409),
@@ -32,6 +45,7 @@ pub(crate) const CODES: &[(&str, u16)] = &[
     ("unsupported_media_type", 415),
     ("internal", 500),
     ("unavailable", 503),
+    ("queue_full", 503),
 ];
 
 /// A request that failed, as the client will see it.

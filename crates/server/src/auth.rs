@@ -124,7 +124,7 @@ pub(crate) async fn require(State(gate): State<Gate>, req: Request, next: Next) 
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive, RFC 7235).
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_at_checked(7)?;
     if !scheme.eq_ignore_ascii_case(b"bearer ") {
         return None;

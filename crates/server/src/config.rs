@@ -13,6 +13,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 pub const DEFAULT_MAX_CSV_BODY_BYTES: usize = 32 << 20;
 /// Shortest API token accepted, in bytes.
 pub const MIN_TOKEN_BYTES: usize = 16;
+/// Readings the ingest queue holds by default.
+pub const DEFAULT_INGEST_QUEUE_CAPACITY: usize = 100_000;
 
 /// Configuration of the registry HTTP server, usually a TOML table.
 ///
@@ -28,6 +30,10 @@ pub const MIN_TOKEN_BYTES: usize = 16;
 /// name = "ops"                   # shown in logs, never the token
 /// token = "a-long-random-secret-string"
 /// scope = "admin"                # default; or "read" (GET only)
+///
+/// [ingest]                       # POST /ingest, /ingest/batch; see IngestConfig
+/// auth = "device"                # default; "none" for local demos only
+/// queue_capacity = 100000        # readings
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,6 +46,9 @@ pub struct ServerConfig {
     pub max_csv_body_bytes: usize,
     /// Bearer tokens of the API's callers. Default none.
     pub tokens: Vec<ApiToken>,
+    /// HTTP ingest: device authentication and the queue. Used once a
+    /// queue is attached ([`Server::with_ingest`](crate::Server::with_ingest)).
+    pub ingest: IngestConfig,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +58,7 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_csv_body_bytes: DEFAULT_MAX_CSV_BODY_BYTES,
             tokens: Vec::new(),
+            ingest: IngestConfig::default(),
         }
     }
 }
@@ -65,7 +75,8 @@ impl ServerConfig {
 
     /// Checks what serde cannot: at least one token; tokens of at least
     /// [`MIN_TOKEN_BYTES`] printable ASCII characters (they travel in an HTTP
-    /// header), distinct, with distinct non-empty names; non-zero body limits.
+    /// header), distinct, with distinct non-empty names; non-zero body limits;
+    /// a valid [`IngestConfig`].
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |msg: String| Err(Error::Config(msg));
         if self.max_body_bytes == 0 || self.max_csv_body_bytes == 0 {
@@ -93,6 +104,83 @@ impl ServerConfig {
             if self.tokens[..i].iter().any(|o| o.token == t.token) {
                 return bad(format!("token {:?} repeats an earlier token", t.name));
             }
+        }
+        self.ingest.validate()
+    }
+}
+
+/// How ingest requests prove which device sent them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestAuth {
+    /// Every request carries device credentials (HMAC signature headers or
+    /// a device JWT), checked against the registry, and only readings of
+    /// that device. The default.
+    #[default]
+    Device,
+    /// No authentication: anyone may post readings for any device. For
+    /// local demos only; the server logs a warning.
+    None,
+}
+
+/// The `[ingest]` table: how `POST /ingest` and `POST /ingest/batch`
+/// authenticate devices and how many readings may wait for the pipeline.
+///
+/// ```toml
+/// [ingest]
+/// auth = "device"            # default; or "none" (local demos)
+/// queue_capacity = 100000    # readings waiting for the pipeline; default 100 000
+/// retry_after_secs = 1       # Retry-After of a 503 queue_full; default 1
+/// replay_window_secs = 300   # HMAC timestamps this far from now pass; default 300
+/// jwt_leeway_secs = 60       # clock skew allowed on JWT exp/nbf; default 60
+/// ```
+///
+/// Bodies are limited by [`ServerConfig::max_body_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Device authentication. Default [`IngestAuth::Device`].
+    pub auth: IngestAuth,
+    /// Most readings accepted and not yet taken by the pipeline; a request
+    /// that does not fit whole gets `503`. Default
+    /// [`DEFAULT_INGEST_QUEUE_CAPACITY`] (100 000). Read by
+    /// [`IngestQueue::from_config`](crate::IngestQueue::from_config).
+    pub queue_capacity: usize,
+    /// Seconds in the `Retry-After` of a `503 queue_full`. Default 1.
+    pub retry_after_secs: u32,
+    /// How far an HMAC request's timestamp may be from the server clock,
+    /// either way, in seconds. Default 300.
+    pub replay_window_secs: u64,
+    /// Clock skew allowed on a device JWT's `exp` and `nbf`, in seconds.
+    /// Default 60.
+    pub jwt_leeway_secs: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            auth: IngestAuth::Device,
+            queue_capacity: DEFAULT_INGEST_QUEUE_CAPACITY,
+            retry_after_secs: 1,
+            replay_window_secs: 300,
+            jwt_leeway_secs: 60,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// Checks that the capacity, `Retry-After` and replay window are at
+    /// least 1.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: &str| Err(Error::Config(format!("ingest: {msg}")));
+        if self.queue_capacity == 0 {
+            return bad("queue_capacity must be at least 1 reading");
+        }
+        if self.retry_after_secs == 0 {
+            return bad("retry_after_secs must be at least 1");
+        }
+        if self.replay_window_secs == 0 {
+            return bad("replay_window_secs must be at least 1");
         }
         Ok(())
     }
@@ -168,6 +256,29 @@ mod tests {
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(c.max_csv_body_bytes, DEFAULT_MAX_CSV_BODY_BYTES);
         assert_eq!(c.tokens, vec![ApiToken::new("ops", TOKEN, Scope::Admin)]);
+        assert_eq!(c.ingest, IngestConfig::default());
+        assert_eq!(c.ingest.auth, IngestAuth::Device);
+        assert_eq!(c.ingest.queue_capacity, DEFAULT_INGEST_QUEUE_CAPACITY);
+    }
+
+    #[test]
+    fn the_ingest_table_is_read() {
+        let c = ServerConfig::from_toml(&format!(
+            "[[tokens]]\nname = \"ops\"\ntoken = \"{TOKEN}\"\n\
+             [ingest]\nauth = \"none\"\nqueue_capacity = 5\nretry_after_secs = 3\n\
+             replay_window_secs = 30\njwt_leeway_secs = 0\n"
+        ))
+        .expect("valid config");
+        assert_eq!(
+            c.ingest,
+            IngestConfig {
+                auth: IngestAuth::None,
+                queue_capacity: 5,
+                retry_after_secs: 3,
+                replay_window_secs: 30,
+                jwt_leeway_secs: 0,
+            }
+        );
     }
 
     #[test]
@@ -218,6 +329,28 @@ mod tests {
             (
                 &format!("max_body_bytes = 0\n[[tokens]]\nname = \"a\"\ntoken = \"{TOKEN}\""),
                 "at least 1 byte",
+            ),
+            (
+                &format!(
+                    "[[tokens]]\nname = \"a\"\ntoken = \"{TOKEN}\"\n[ingest]\nauth = \"hmac\""
+                ),
+                "unknown variant",
+            ),
+            (
+                &format!("[[tokens]]\nname = \"a\"\ntoken = \"{TOKEN}\"\n[ingest]\nqueue = 5"),
+                "unknown field",
+            ),
+            (
+                &format!(
+                    "[[tokens]]\nname = \"a\"\ntoken = \"{TOKEN}\"\n[ingest]\nqueue_capacity = 0"
+                ),
+                "queue_capacity",
+            ),
+            (
+                &format!(
+                    "[[tokens]]\nname = \"a\"\ntoken = \"{TOKEN}\"\n[ingest]\nretry_after_secs = 0"
+                ),
+                "retry_after_secs",
             ),
         ];
         for (text, expected) in cases {

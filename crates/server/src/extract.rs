@@ -153,7 +153,7 @@ pub(crate) fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+pub(crate) async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -180,13 +180,13 @@ fn unsupported(expected: &str) -> ApiError {
 }
 
 /// The media type of `Content-Type`, lowercase, without parameters.
-fn media_type(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     let essence = value.split(';').next()?.trim().to_ascii_lowercase();
     Some(essence)
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     media_type(headers).is_some_and(|m| {
         m == "application/json"
             || m.strip_prefix("application/")

@@ -1,4 +1,4 @@
-//! iotflow's HTTP server: the device-registry API.
+//! iotflow's HTTP server: the device-registry API and HTTP ingest.
 //!
 //! # What it serves
 //!
@@ -11,6 +11,11 @@
 //! route, parameter, body and response as an OpenAPI 3.1 document;
 //! `GET /healthz` answers while the process serves.
 //!
+//! Devices post readings to `POST /ingest` (one) and `POST /ingest/batch`
+//! (a JSON array or NDJSON), authenticated by their own credentials (HMAC
+//! signature or JWT, no API token); a bounded [`IngestQueue`] hands them to
+//! a pipeline through its [`IngestSource`]. See the [`ingest`] module.
+//!
 //! | route | scope |
 //! |---|---|
 //! | `POST /tenants`, `GET /tenants`, `GET /tenants/{id}` | admin, read, read |
@@ -22,12 +27,15 @@
 //! | `GET /devices/{id}/credentials` | read |
 //! | `POST /devices/{id}/credentials/{hmac, hmac/rotate, jwt, certificates}` | admin |
 //! | `DELETE /credentials/{id}` | admin |
+//! | `POST /ingest`, `POST /ingest/batch` | device (HMAC or JWT; `ingest.auth = "none"`: none) |
+//! | `GET /ingest/stats` | read |
 //! | `GET /healthz`, `GET /openapi.json` | none |
 //!
 //! # How it guards itself
 //!
-//! - **Tokens.** Every route but the last two needs `Authorization: Bearer
-//!   <token>` with a token from [`ServerConfig::tokens`]; `read` tokens may
+//! - **Tokens.** Every route but the ingest routes and the last two needs
+//!   `Authorization: Bearer <token>` with a token from
+//!   [`ServerConfig::tokens`]; `read` tokens may
 //!   call `GET` routes, `admin` tokens every route. Tokens are compared in
 //!   constant time (HMAC tags under a per-process key). A missing or unknown
 //!   token gets `401` with `WWW-Authenticate: Bearer`; a `read` token on an
@@ -41,6 +49,8 @@
 //!   `415` (`unsupported_media_type`), `500` (`internal`: the cause is logged
 //!   with `tracing`, never shown) and `503` (`unavailable`, with
 //!   `Retry-After`, when the database is unreachable or its pool exhausted).
+//!   Ingest adds `401`/`403` with the device-authentication reason's code
+//!   (`bad_signature`, `wrong_device`, …) and `503 queue_full`.
 //! - **Secrets once.** HMAC keys appear only in the response that issues
 //!   them (marked `Cache-Control: no-store`); listings never carry one.
 //!
@@ -49,8 +59,9 @@
 //! [`serve`] binds [`ServerConfig::bind`] (default `127.0.0.1:8080`) and
 //! serves until Ctrl-C or SIGTERM, finishing requests in flight. [`Server`]
 //! splits that in two for callers that need the bound address (port `0`) or
-//! their own shutdown signal; [`router`] gives the bare [`axum::Router`] to
-//! mount elsewhere.
+//! their own shutdown signal, and takes an ingest queue
+//! ([`Server::with_ingest`]); [`router`] gives the bare [`axum::Router`] to
+//! mount elsewhere (attach ingest with [`AppState::with_ingest`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -87,14 +98,16 @@ mod config;
 mod error;
 mod extract;
 mod handlers;
+pub mod ingest;
 mod openapi;
 mod routes;
 mod server;
 
 pub use config::{
-    ApiToken, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CSV_BODY_BYTES, MIN_TOKEN_BYTES, Scope,
-    ServerConfig,
+    ApiToken, DEFAULT_INGEST_QUEUE_CAPACITY, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CSV_BODY_BYTES,
+    IngestAuth, IngestConfig, MIN_TOKEN_BYTES, Scope, ServerConfig,
 };
 pub use error::{Error, Result};
+pub use ingest::{INGEST_PARTITION, IngestQueue, IngestSource, IngestStats};
 pub use routes::{AppState, router};
 pub use server::{Server, serve};

@@ -17,18 +17,21 @@ use iotflow_devices::Registry;
 
 use crate::api_error::ApiError;
 use crate::auth::{Gate, Tokens, require};
-use crate::config::{Scope, ServerConfig};
+use crate::config::{IngestConfig, Scope, ServerConfig};
 use crate::error::Result;
 use crate::handlers::{self, credentials, devices, tenants};
+use crate::ingest::{self, Ingest, IngestQueue};
 
-/// What every handler shares: the registry and the callers' tokens.
-/// Cheap to clone.
+/// What every handler shares: the registry, the callers' tokens and, once
+/// attached, the ingest queue. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub(crate) registry: Registry,
     tokens: Arc<Tokens>,
     max_body_bytes: usize,
     max_csv_body_bytes: usize,
+    ingest_config: IngestConfig,
+    ingest: Option<Arc<Ingest>>,
 }
 
 impl AppState {
@@ -41,12 +44,36 @@ impl AppState {
             tokens: Arc::new(Tokens::new(&config.tokens)?),
             max_body_bytes: config.max_body_bytes,
             max_csv_body_bytes: config.max_csv_body_bytes,
+            ingest_config: config.ingest.clone(),
+            ingest: None,
         })
+    }
+
+    /// The same state with `queue` behind `POST /ingest` and
+    /// `POST /ingest/batch`, devices authenticated as the configuration's
+    /// [`ingest`](ServerConfig::ingest) table says. Without a queue those
+    /// routes answer `503 unavailable`.
+    pub fn with_ingest(mut self, queue: IngestQueue) -> AppState {
+        self.ingest = Some(Arc::new(Ingest::new(
+            &self.registry,
+            &self.ingest_config,
+            queue,
+        )));
+        self
     }
 
     /// The registry the API serves.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The attached ingest queue, if any.
+    pub fn ingest_queue(&self) -> Option<&IngestQueue> {
+        self.ingest.as_deref().map(|i| &i.queue)
+    }
+
+    pub(crate) fn ingest(&self) -> Option<&Ingest> {
+        self.ingest.as_deref()
     }
 }
 
@@ -98,6 +125,9 @@ pub(crate) struct Route {
     pub(crate) path: &'static str,
     /// `None`: no token needed.
     pub(crate) scope: Option<Scope>,
+    /// Whether the caller is a device proving itself (ingest) rather than
+    /// a token holder; such routes have no `scope`.
+    pub(crate) device: bool,
     pub(crate) body: Body,
     handler: MethodRouter<AppState>,
 }
@@ -111,6 +141,7 @@ where
         verb,
         path,
         scope,
+        device: false,
         body: Body::Json,
         handler: on(verb.filter(), handler),
     }
@@ -176,6 +207,15 @@ pub(crate) fn table() -> Vec<Route> {
             credentials::add_certificate,
         ),
         route(Delete, "/credentials/{id}", admin, credentials::revoke),
+        Route {
+            device: true,
+            ..route(Post, "/ingest", public, ingest::post_one)
+        },
+        Route {
+            device: true,
+            ..route(Post, "/ingest/batch", public, ingest::post_batch)
+        },
+        route(Get, "/ingest/stats", read, ingest::stats),
     ]
 }
 
@@ -196,7 +236,12 @@ pub fn router(state: AppState) -> Router {
             };
             handler = handler.route_layer(from_fn_with_state(gate, require));
         }
-        tracing::trace!(method = r.verb.as_str(), path = r.path, "route");
+        tracing::trace!(
+            method = r.verb.as_str(),
+            path = r.path,
+            device = r.device,
+            "route"
+        );
         router = router.route(r.path, handler);
     }
     router
@@ -222,7 +267,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_are_unique_and_only_reads_are_open_to_read_tokens() {
+    fn routes_are_unique_and_only_reads_are_open_to_read_tokens_or_devices() {
         let t = table();
         for (i, r) in t.iter().enumerate() {
             assert!(
@@ -231,7 +276,14 @@ mod tests {
                 r.verb.as_str(),
                 r.path
             );
-            if r.verb != Verb::Get {
+            if r.device {
+                assert_eq!(
+                    (r.verb, r.scope, r.path.starts_with("/ingest")),
+                    (Verb::Post, None, true),
+                    "{}",
+                    r.path
+                );
+            } else if r.verb != Verb::Get {
                 assert_eq!(
                     r.scope,
                     Some(Scope::Admin),

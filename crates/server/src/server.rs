@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
+use crate::ingest::IngestQueue;
 use crate::routes::{AppState, router};
 
 /// A bound, not yet serving, registry API server.
@@ -20,6 +21,8 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     addr: SocketAddr,
+    /// Close the ingest queue when serving stops (the default).
+    close_ingest: bool,
 }
 
 impl Server {
@@ -36,7 +39,28 @@ impl Server {
             listener,
             state,
             addr,
+            close_ingest: true,
         })
+    }
+
+    /// Serves `POST /ingest` and `POST /ingest/batch` into `queue`
+    /// (see [`AppState::with_ingest`]). When the server stops it closes the
+    /// queue, after the requests in flight: the queue's
+    /// [`IngestSource`](crate::IngestSource) then delivers what is queued
+    /// and ends.
+    pub fn with_ingest(mut self, queue: IngestQueue) -> Server {
+        self.state = self.state.with_ingest(queue);
+        self
+    }
+
+    /// Leaves the ingest queue open when serving stops, for a caller that
+    /// stops its pipeline itself: `iotflow serve --job` waits until the
+    /// pipeline has read every accepted reading, then stops the job through
+    /// a last checkpoint, so that a restart resumes it (a queue that closes
+    /// ends the job's input, and a job whose input ended is complete).
+    pub fn keep_ingest_open(mut self) -> Server {
+        self.close_ingest = false;
+        self
     }
 
     /// The address actually listened on.
@@ -50,17 +74,31 @@ impl Server {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `shutdown` completes; then stops taking connections
-    /// and waits for requests in flight.
+    /// Serves until `shutdown` completes; then stops taking connections,
+    /// waits for requests in flight and closes the ingest queue, if any.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        tracing::info!(addr = %self.addr, "device registry API listening");
-        axum::serve(self.listener, router(self.state))
+        tracing::info!(
+            addr = %self.addr,
+            ingest = self.state.ingest_queue().is_some(),
+            "device registry API listening"
+        );
+        let ingest = self
+            .state
+            .ingest_queue()
+            .filter(|_| self.close_ingest)
+            .cloned();
+        let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(Error::Serve)?;
+            .map_err(Error::Serve);
+        // No request will add readings now: let the source finish.
+        if let Some(queue) = ingest {
+            queue.close();
+        }
+        served?;
         tracing::info!(addr = %self.addr, "device registry API stopped");
         Ok(())
     }

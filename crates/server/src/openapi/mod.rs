@@ -36,22 +36,28 @@ fn operation(op: &Op) -> Value {
         Some(Scope::Read) => errors.push(401),
         None => {}
     }
-    // Every operation behind a token reads the registry; the public ones
-    // (`/healthz`, `/openapi.json`) do not.
-    if op.scope.is_some() {
+    // Every operation behind a token or a device credential reads the
+    // registry; the public ones (`/healthz`, `/openapi.json`) do not.
+    if op.scope.is_some() || op.device {
         errors.extend([500, 503]);
+    }
+    if op.device {
+        errors.extend([401, 403]);
     }
     errors.sort_unstable();
     errors.dedup();
     for e in errors {
         let name = match e {
             400 => "BadRequest",
+            401 if op.device => "DeviceUnauthorized",
+            403 if op.device => "DeviceForbidden",
             401 => "Unauthorized",
             403 => "Forbidden",
             404 => "NotFound",
             409 => "Conflict",
             413 => "PayloadTooLarge",
             415 => "UnsupportedMediaType",
+            503 if op.device => "IngestUnavailable",
             503 => "Unavailable",
             _ => "Internal",
         };
@@ -66,6 +72,7 @@ fn operation(op: &Op) -> Value {
         "responses": responses,
         "security": match op.scope {
             Some(scope) => json!([{"bearer": [scope.as_str()]}]),
+            None if op.device => json!([{"deviceHmac": []}, {"deviceJwt": []}]),
             None => json!([]),
         },
     });
@@ -89,10 +96,12 @@ fn build() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
-            "title": "iotflow device registry API",
+            "title": "iotflow device registry and ingest API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Tenants, devices, groups and device credentials. Every call but \
-                /healthz and /openapi.json needs `Authorization: Bearer <token>`; errors are \
+            "description": "Tenants, devices, groups and device credentials; readings from \
+                devices. Every call but /healthz, /openapi.json and the ingest routes needs \
+                `Authorization: Bearer <token>`; devices post readings with their own \
+                credentials (HMAC signature headers or a device JWT). Errors are \
                 `{\"error\": {\"code\", \"message\"}}`."
         },
         "paths": paths,
@@ -119,11 +128,19 @@ mod tests {
         let paths = document()["paths"].as_object().expect("paths");
         for (path, item) in paths {
             for (method, op) in item.as_object().expect("path item") {
-                let scope = op["security"]
-                    .as_array()
-                    .expect("security")
-                    .first()
-                    .map(|req| req["bearer"][0].as_str().expect("scope").to_owned());
+                // A token's scope, or "device" for device credentials.
+                let scope =
+                    op["security"]
+                        .as_array()
+                        .expect("security")
+                        .first()
+                        .map(|req| match req.get("bearer") {
+                            Some(scopes) => scopes[0].as_str().expect("scope").to_owned(),
+                            None => {
+                                assert!(req.get("deviceHmac").is_some(), "{req}");
+                                "device".to_owned()
+                            }
+                        });
                 out.insert((method.clone(), path.clone(), scope));
             }
         }
@@ -138,7 +155,11 @@ mod tests {
                 (
                     r.verb.as_str().to_owned(),
                     r.path.to_owned(),
-                    r.scope.map(|s| s.as_str().to_owned()),
+                    match (r.scope, r.device) {
+                        (Some(s), _) => Some(s.as_str().to_owned()),
+                        (None, true) => Some("device".to_owned()),
+                        (None, false) => None,
+                    },
                 )
             })
             .collect();

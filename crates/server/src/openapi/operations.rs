@@ -12,6 +12,8 @@ pub(super) struct Op {
     pub(super) id: &'static str,
     pub(super) summary: &'static str,
     pub(super) scope: Option<Scope>,
+    /// Called by devices with their own credentials (ingest), not a token.
+    pub(super) device: bool,
     pub(super) params: Vec<Value>,
     pub(super) body: Option<Value>,
     /// Status, description and (optional) schema name of the success response.
@@ -56,6 +58,7 @@ pub(super) fn ops() -> Vec<Op> {
         id,
         summary,
         scope,
+        device: false,
         params: Vec::new(),
         body: None,
         ok: (200, "OK", None),
@@ -361,6 +364,63 @@ pub(super) fn ops() -> Vec<Op> {
                 "revokeCredential",
                 "Revoke a credential.",
                 ADMIN,
+            )
+        },
+        Op {
+            device: true,
+            body: Some(json!({
+                "required": true,
+                "description": "One reading. Devices authenticate with HMAC signature headers \
+                    over the exact body bytes, or a device JWT (unless `ingest.auth = \"none\"`).",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Reading"}}}
+            })),
+            ok: (
+                202,
+                "Queued for the pipeline (not yet stored: durable once a checkpoint holds it).",
+                Some("Accepted"),
+            ),
+            ..op(
+                Post,
+                "/ingest",
+                "ingestReading",
+                "Post one reading of the authenticated device.",
+                None,
+            )
+        },
+        Op {
+            device: true,
+            body: Some(json!({
+                "required": true,
+                "description": "Readings of the authenticated device: a JSON array, or one JSON \
+                    object per line (NDJSON, also accepted as application/json). Queued all or \
+                    none. Readings with missing or invalid fields are queued and rejected by the \
+                    pipeline into its dead-letter output.",
+                "content": {
+                    "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Reading"}}},
+                    "application/x-ndjson": {"schema": {"type": "string", "description": "One Reading object per line."}}
+                }
+            })),
+            ok: (
+                202,
+                "All readings queued (not yet stored: durable once a checkpoint holds them).",
+                Some("Accepted"),
+            ),
+            ..op(
+                Post,
+                "/ingest/batch",
+                "ingestBatch",
+                "Post many readings of the authenticated device.",
+                None,
+            )
+        },
+        Op {
+            ok: (200, "Ingest counters and queue depth.", Some("IngestStats")),
+            ..op(
+                Get,
+                "/ingest/stats",
+                "ingestStats",
+                "HTTP ingest counters and the queue-depth gauge.",
+                READ,
             )
         },
     ]

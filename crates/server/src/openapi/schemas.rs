@@ -15,6 +15,25 @@ pub(super) fn components() -> Value {
                 "scheme": "bearer",
                 "description": "An API token from the server configuration ([[tokens]]). \
                     Tokens of scope `read` may call GET routes; `admin` tokens may call every route."
+            },
+            "deviceHmac": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Iotflow-Signature",
+                "description": "An HMAC-signed request. Headers: X-Iotflow-Device (device id), \
+                    X-Iotflow-Key-Id (an HMAC key of the device), X-Iotflow-Timestamp (Unix ms, \
+                    within the replay window of the server clock), X-Iotflow-Nonce (1-64 printable \
+                    ASCII characters, never reused) and X-Iotflow-Signature: base64 of \
+                    HMAC-SHA256(key, \"iotflow-hmac-v1\\n\" + device + \"\\n\" + key_id + \"\\n\" + \
+                    timestamp + \"\\n\" + nonce + \"\\n\" + body bytes)."
+            },
+            "deviceJwt": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "A device JWT (ES256 or EdDSA) signed with a key registered for \
+                    the device; `kid` names the key, `sub` is the device, `tenant` its tenant, \
+                    `exp` required."
             }
         }
     })
@@ -111,6 +130,7 @@ fn schemas() -> Value {
     }));
     tenants_and_groups(&mut s);
     credentials(&mut s);
+    ingest(&mut s);
     s.insert(
         "Health".into(),
         json!({
@@ -316,6 +336,60 @@ fn credentials(s: &mut Map<String, Value>) {
     }));
 }
 
+fn ingest(s: &mut Map<String, Value>) {
+    s.insert(
+        "Reading".into(),
+        json!({
+            "type": "object",
+            "description": "A fleet-v1 reading. Only the JSON shape is checked at the door; the \
+                pipeline validates the rest and rejects bad readings with their reason.",
+            "required": ["device_id", "ts", "metric", "value"],
+            "properties": {
+                "device_id": {"type": "string", "description": "The authenticated device's id."},
+                "ts": millis("Event time, Unix milliseconds."),
+                "metric": {"type": "string", "examples": ["temp", "humidity", "pressure", "vibration"]},
+                "value": {"type": "number"},
+                "unit": {"type": "string"},
+                "tags": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        }),
+    );
+    s.insert(
+        "Accepted".into(),
+        json!({
+            "type": "object",
+            "required": ["accepted"],
+            "properties": {"accepted": {"type": "integer", "minimum": 0,
+                                        "description": "Readings queued."}}
+        }),
+    );
+    let count =
+        |description: &str| json!({"type": "integer", "minimum": 0, "description": description});
+    s.insert(
+        "IngestStats".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "queue_depth": count("Readings accepted and waiting for the pipeline."),
+                "queue_capacity": count("Most readings the queue holds."),
+                "closed": {"type": "boolean", "description": "Whether the queue refuses readings."},
+                "accepted_requests": count("Requests answered 202."),
+                "accepted_readings": count("Readings in those requests."),
+                "rejected_full_requests": count("Requests answered 503 queue_full."),
+                "rejected_full_readings": count("Readings in those requests (none queued)."),
+                "rejected_closed_requests": count("Requests refused because the queue was closed."),
+                "auth_failures": count("Requests with missing or refused device credentials."),
+                "forbidden": count("Requests with readings of another device."),
+                "bad_requests": count("Requests refused as malformed (400, 413, 415)."),
+                "delivered_readings": count("Readings handed to the pipeline."),
+                "position": count("Readings delivered since the job first started."),
+                "checkpointed_position": count("The position in the newest completed checkpoint."),
+                "lost_readings": count("Readings accepted but not delivered because the pipeline stopped.")
+            }
+        }),
+    );
+}
+
 fn responses() -> Value {
     let error = |description: &str| {
         json!({
@@ -334,7 +408,27 @@ fn responses() -> Value {
     unavailable["headers"] = json!({
         "Retry-After": {"schema": {"type": "integer"}, "description": format!("Seconds to wait ({RETRY_AFTER_SECS}).")}
     });
+    let mut device_unauthorized = error(
+        "Device credentials missing or refused; the code is the reason (`unauthorized`, \
+         `bad_signature`, `unknown_key`, `expired_timestamp`, `replayed_nonce`, `revoked_key`, \
+         `device_disabled`, `bad_token`, `expired_token`, `malformed_request`, ...).",
+    );
+    device_unauthorized["headers"] = json!({
+        "WWW-Authenticate": {"schema": {"type": "string"}, "description": "`IotflowHmac realm=\"iotflow-ingest\", Bearer realm=\"iotflow-ingest\"`"}
+    });
+    let mut ingest_unavailable = error(
+        "`queue_full`: not all of the request's readings fit in the ingest queue, and none was \
+         queued; retry after `Retry-After` seconds (`ingest.retry_after_secs`). `unavailable`: \
+         no pipeline is attached, the queue is closed, or the registry is unreachable.",
+    );
+    ingest_unavailable["headers"] = json!({
+        "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+    });
     json!({
+        "DeviceUnauthorized": device_unauthorized,
+        "DeviceForbidden": error("`wrong_device`: a reading names another device than the authenticated one \
+            (or the credential is another device's); nothing was queued."),
+        "IngestUnavailable": ingest_unavailable,
         "BadRequest": error("Malformed JSON, unknown fields, bad query or path parameters, or invalid values."),
         "Unauthorized": unauthorized,
         "Forbidden": forbidden,

@@ -190,6 +190,7 @@ pub(crate) fn config() -> ServerConfig {
             ApiToken::new("test-admin", ADMIN_TOKEN, Scope::Admin),
             ApiToken::new("test-read", READ_TOKEN, Scope::Read),
         ],
+        ..ServerConfig::default()
     }
 }
 
