@@ -63,6 +63,58 @@ pub enum InputSpec {
     },
     /// The fleet-v1 generator, in process (no file).
     Sim(FleetConfig),
+    /// Kafka topics (JSON lines, one reading per message); partitions are
+    /// spread over all workers and their offsets checkpointed.
+    #[cfg(feature = "kafka")]
+    Kafka(iotflow_kafka::KafkaSourceConfig),
+    /// A Kinesis stream (JSON, one reading per record): all shards,
+    /// following resharding, sequence numbers checkpointed.
+    #[cfg(feature = "kinesis")]
+    Kinesis(iotflow_kinesis::KinesisSourceConfig),
+    /// MQTT topic filters at QoS 1 (JSON, one reading per message),
+    /// acknowledged to the broker once a checkpoint holds them.
+    #[cfg(feature = "mqtt")]
+    Mqtt(iotflow_mqtt::MqttSourceConfig),
+    /// Readings posted to `iotflow serve`'s `POST /ingest` routes. Only a
+    /// process that runs the HTTP server can feed it (`iotflow serve --job`).
+    Http,
+}
+
+impl InputSpec {
+    /// The input's `kind` as written in the job file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InputSpec::Files { .. } => "files",
+            InputSpec::Sim(_) => "sim",
+            #[cfg(feature = "kafka")]
+            InputSpec::Kafka(_) => "kafka",
+            #[cfg(feature = "kinesis")]
+            InputSpec::Kinesis(_) => "kinesis",
+            #[cfg(feature = "mqtt")]
+            InputSpec::Mqtt(_) => "mqtt",
+            InputSpec::Http => "http",
+        }
+    }
+
+    /// The decoder format of the input's records: the files' format (given
+    /// or guessed from the first path), JSON lines for everything else.
+    pub fn format(&self) -> InputFormat {
+        match self {
+            InputSpec::Files { paths, format } => format.unwrap_or_else(|| {
+                paths.first().map_or(InputFormat::Ndjson, |p| {
+                    InputFormat::from_path(Path::new(p))
+                })
+            }),
+            _ => InputFormat::Ndjson,
+        }
+    }
+
+    /// Whether a restarted job can resume this input from a checkpoint's
+    /// positions (or, for MQTT and HTTP, from what the upstream still holds
+    /// unacknowledged).
+    pub fn resumable(&self) -> bool {
+        !matches!(self, InputSpec::Sim(_))
+    }
 }
 
 /// Where and how results are written.
@@ -414,7 +466,7 @@ impl JobConfig {
             if ck.dir.is_empty() {
                 return Err(iotflow_core::Error::Config("checkpoint dir is empty".into()).into());
             }
-            if matches!(self.input, InputSpec::Sim(_)) {
+            if !self.input.resumable() {
                 return Err(iotflow_core::Error::Config(
                     "checkpoints need a resumable input (files); the generator cannot seek".into(),
                 )

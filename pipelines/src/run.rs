@@ -3,7 +3,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use iotflow_core::codec::InputFormat;
 use iotflow_core::context::JobContext;
 use iotflow_core::source::{MemorySource, Source};
 use iotflow_core::tally::Tally;
@@ -81,27 +80,64 @@ impl RunReport {
     }
 }
 
+/// What a [`SourceFactory`] makes a source for: one timely worker of the
+/// job, and where the job's last checkpoint left every partition.
+#[derive(Debug)]
+pub struct SourceSlot<'a> {
+    /// The worker's index in the cluster.
+    pub worker: usize,
+    /// Workers in the cluster.
+    pub peers: usize,
+    /// Positions of every partition of the input at the checkpoint the job
+    /// resumes from (empty on a fresh start). Keys do not depend on the
+    /// worker that read them, so a source picks the entries of the
+    /// partitions it owns now.
+    pub resume: &'a [Resume],
+}
+
+/// Makes each worker's source: how a job reads an input that is not in
+/// its [`InputSpec`] (an HTTP ingest queue, a custom connector), or a
+/// connector input.
+pub type SourceFactory =
+    Arc<dyn Fn(SourceSlot<'_>) -> Result<Box<dyn Source>, iotflow_core::Error> + Send + Sync>;
+
 /// Runs the fleet pipeline described by `cfg`. `progress`, if given, receives
 /// the live counters (for a progress bar) before the workers start.
 pub fn run(
     cfg: &JobConfig,
     progress: Option<&mut dyn FnMut(&JobContext)>,
 ) -> Result<RunReport, Error> {
+    run_with_source(cfg, progress, None)
+}
+
+/// [`run`], with each worker's source made by `factory` when it is given
+/// (records decoded as [`InputSpec::format`]); `cfg.input` then only names
+/// the input (it is part of the checkpoint fingerprint). Without a factory
+/// the source follows `cfg.input`.
+pub fn run_with_source(
+    cfg: &JobConfig,
+    progress: Option<&mut dyn FnMut(&JobContext)>,
+    factory: Option<SourceFactory>,
+) -> Result<RunReport, Error> {
     cfg.validate()?;
     let ctx = JobContext::new();
     let peers = cfg.cluster.peers();
-    let (splits, format, generator) = match &cfg.input {
-        InputSpec::Files { paths, format } => {
-            let splits = plan(paths, cfg.split_bytes)?;
-            let format =
-                format.unwrap_or_else(|| InputFormat::from_path(std::path::Path::new(&paths[0])));
-            (Arc::new(splits), format, None)
+    let format = cfg.input.format();
+    let factory = match factory {
+        Some(f) => Some(f),
+        None => connector_factory(&cfg.input)?,
+    };
+    let (splits, generator) = match (&cfg.input, &factory) {
+        (_, Some(_)) => (Arc::new(Vec::new()), None),
+        (InputSpec::Files { paths, .. }, None) => (Arc::new(plan(paths, cfg.split_bytes)?), None),
+        (InputSpec::Sim(fleet), None) => (Arc::new(Vec::new()), Some(SharedGenerator::new(fleet))),
+        (other, None) => {
+            return Err(iotflow_core::Error::Config(format!(
+                "input kind {:?} has no source",
+                other.kind()
+            ))
+            .into());
         }
-        InputSpec::Sim(fleet) => (
-            Arc::new(Vec::new()),
-            InputFormat::Ndjson,
-            Some(SharedGenerator::new(fleet)),
-        ),
     };
     let process = cfg.cluster.process;
     let checkpointing = match &cfg.checkpoint {
@@ -226,19 +262,29 @@ pub fn run(
     let chunk_bytes = cfg.chunk_bytes;
     let run_id = run_id();
     let job_registry = registry.clone();
+    let factory = factory.clone();
     let results = iotflow_runtime::execute(&cfg.cluster, move |worker| -> Result<Tally, Error> {
         let index = worker.index();
         let peers = worker.peers();
-        let source: Box<dyn Source> = match (&generator, job_ck.as_ref()) {
-            (Some(g), _) if process == 0 => Box::new(g.source()),
-            (Some(_), _) => Box::new(MemorySource::default()),
-            (None, Some((_, _, positions))) => Box::new(
+        let resume: &[Resume] = job_ck
+            .as_ref()
+            .as_ref()
+            .map_or(&[], |(_, _, p)| p.as_slice());
+        let source: Box<dyn Source> = match (&factory, &generator, job_ck.as_ref()) {
+            (Some(f), _, _) => f(SourceSlot {
+                worker: index,
+                peers,
+                resume,
+            })?,
+            (None, Some(g), _) if process == 0 => Box::new(g.source()),
+            (None, Some(_), _) => Box::new(MemorySource::default()),
+            (None, None, Some((_, _, positions))) => Box::new(
                 FileSource::for_worker(&splits, index, peers)
                     .with_resume(positions.clone())
                     .with_chunk_bytes(chunk_bytes)
                     .interleaved(interleave),
             ),
-            (None, None) => Box::new(
+            (None, None, None) => Box::new(
                 FileSource::for_worker(&splits, index, peers)
                     .with_chunk_bytes(chunk_bytes)
                     .interleaved(interleave),
@@ -305,6 +351,10 @@ pub fn run(
         let t = total.lock().map(|t| t.clone()).unwrap_or_default();
         Ok(t)
     })?;
+    // No checkpoint completes after this: sources that acknowledge input
+    // upstream do so for the last one and finish.
+    ctx.end_commits();
+    ctx.join_io(std::time::Duration::from_secs(30));
     let mut tally = Tally::default();
     for r in results {
         tally.merge(&r?);
@@ -335,5 +385,58 @@ pub fn run(
         interrupted: ctx.is_cancelled(),
         checkpoints: checkpointing.as_ref().as_ref().map(|(c, _, _)| c.stats()),
         already_complete: false,
+    })
+}
+
+/// The source factory of a connector input, `None` for files and the
+/// generator (which [`run_with_source`] reads itself).
+fn connector_factory(input: &InputSpec) -> Result<Option<SourceFactory>, Error> {
+    Ok(match input {
+        InputSpec::Files { .. } | InputSpec::Sim(_) => None,
+        #[cfg(feature = "kafka")]
+        InputSpec::Kafka(k) => {
+            let k = k.clone();
+            Some(Arc::new(move |slot: SourceSlot<'_>| {
+                let s = iotflow_kafka::KafkaSource::new(
+                    k.clone(),
+                    slot.worker,
+                    slot.peers,
+                    slot.resume.to_vec(),
+                )?;
+                Ok(Box::new(s) as Box<dyn Source>)
+            }))
+        }
+        #[cfg(feature = "kinesis")]
+        InputSpec::Kinesis(k) => {
+            let k = k.clone();
+            Some(Arc::new(move |slot: SourceSlot<'_>| {
+                let s = iotflow_kinesis::KinesisSource::new(
+                    k.clone(),
+                    slot.worker,
+                    slot.peers,
+                    slot.resume.to_vec(),
+                )?;
+                Ok(Box::new(s) as Box<dyn Source>)
+            }))
+        }
+        #[cfg(feature = "mqtt")]
+        InputSpec::Mqtt(m) => {
+            let m = m.clone();
+            Some(Arc::new(move |slot: SourceSlot<'_>| {
+                let s = iotflow_mqtt::MqttSource::new(
+                    m.clone(),
+                    slot.worker,
+                    slot.peers,
+                    slot.resume.to_vec(),
+                )?;
+                Ok(Box::new(s) as Box<dyn Source>)
+            }))
+        }
+        InputSpec::Http => {
+            return Err(iotflow_core::Error::Config(
+                "input kind \"http\" reads the HTTP ingest routes: run the job with `iotflow serve --job FILE`".into(),
+            )
+            .into());
+        }
     })
 }

@@ -252,6 +252,7 @@ fn demo(a: DemoArgs) -> Result<bool> {
         progress::Unit::Lines,
         false,
         a.metrics_addr.as_deref(),
+        None,
     )?;
     summary::print_text(&report, &cfg);
     eprintln!(
@@ -314,21 +315,20 @@ fn run(a: RunArgs) -> Result<bool> {
         }
     }
     cfg.validate()?;
-    let total_bytes: u64 = match &cfg.input {
-        InputSpec::Files { paths, .. } => iotflow_file::source::plan(paths, u64::MAX)
-            .context("reading input")?
-            .iter()
-            .map(|s| s.end - s.start)
-            .sum(),
-        InputSpec::Sim(f) => f.lines,
-    };
-    let unit = if matches!(cfg.input, InputSpec::Sim(_)) {
-        progress::Unit::Lines
-    } else {
-        progress::Unit::Bytes
+    let (total, unit) = match &cfg.input {
+        InputSpec::Files { paths, .. } => (
+            iotflow_file::source::plan(paths, u64::MAX)
+                .context("reading input")?
+                .iter()
+                .map(|s| s.end - s.start)
+                .sum(),
+            progress::Unit::Bytes,
+        ),
+        InputSpec::Sim(f) => (f.lines, progress::Unit::Lines),
+        _ => (0, progress::Unit::Stream),
     };
     let quiet = matches!(a.summary, SummaryFormat::Json);
-    let report = progress::run_with_bar(&cfg, total_bytes, unit, quiet, a.metrics_addr.as_deref())?;
+    let report = progress::run_with_bar(&cfg, total, unit, quiet, a.metrics_addr.as_deref(), None)?;
     match a.summary {
         SummaryFormat::Json => println!("{}", report.summary_json()),
         SummaryFormat::Text => summary::print_text(&report, &cfg),

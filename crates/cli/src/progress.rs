@@ -7,18 +7,29 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use iotflow_core::tally::Progress;
 use iotflow_pipelines::config::JobConfig;
-use iotflow_pipelines::run::{RunReport, run};
+use iotflow_pipelines::run::{RunReport, SourceFactory, run_with_source};
 
 /// What the bar counts.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Unit {
     Lines,
     Bytes,
+    /// An unbounded input (Kafka, Kinesis, MQTT, HTTP): records read so
+    /// far and their rate, no total.
+    Stream,
 }
 
 pub(crate) fn bar(total: u64, unit: Unit) -> ProgressBar {
-    let bar = ProgressBar::new(total);
+    let bar = match unit {
+        Unit::Stream => {
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        }
+        _ => ProgressBar::new(total),
+    };
     let template = match unit {
+        Unit::Stream => "{spinner} [{elapsed_precise}] {human_pos} records ({per_sec}) {msg}",
         Unit::Lines => {
             "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} lines ({per_sec}, eta {eta}) {msg}"
         }
@@ -33,13 +44,15 @@ pub(crate) fn bar(total: u64, unit: Unit) -> ProgressBar {
 }
 
 /// Runs the job with a bar fed from the live counters (hidden when `quiet`)
-/// and, if `metrics` is set, a Prometheus endpoint on that address.
+/// and, if `metrics` is set, a Prometheus endpoint on that address; with
+/// `factory`, the workers' sources are made by it (`iotflow serve --job`).
 pub(crate) fn run_with_bar(
     cfg: &JobConfig,
     total: u64,
     unit: Unit,
     quiet: bool,
     metrics: Option<&str>,
+    factory: Option<SourceFactory>,
 ) -> anyhow::Result<RunReport> {
     let bar = if quiet {
         ProgressBar::hidden()
@@ -77,7 +90,7 @@ pub(crate) fn run_with_bar(
         poller = Some(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let pos = match unit {
-                    Unit::Lines => Progress::get(&progress.lines),
+                    Unit::Lines | Unit::Stream => Progress::get(&progress.lines),
                     Unit::Bytes => Progress::get(&progress.bytes),
                 };
                 bar.set_position(pos);
@@ -90,7 +103,7 @@ pub(crate) fn run_with_bar(
             }
         }));
     };
-    let result = run(cfg, Some(&mut hook));
+    let result = run_with_source(cfg, Some(&mut hook), factory);
     drop(server);
     if let Some(e) = server_err {
         bar.finish_and_clear();
