@@ -149,11 +149,15 @@ fn start_job(cfg: JobConfig, server: &ServerConfig) -> Result<Option<RunningJob>
     let (queue, source) = IngestQueue::from_config(&server.ingest);
     let slot = Arc::new(Mutex::new(Some(source)));
     let factory: SourceFactory = Arc::new(move |s: SourceSlot<'_>| {
-        let taken = slot.lock().ok().and_then(|mut o| o.take());
-        Ok(match taken {
-            Some(src) if s.worker == 0 => Box::new(src.resume_from(s.resume)) as Box<dyn Source>,
-            _ => Box::new(MemorySource::default()),
-        })
+        if s.worker != 0 {
+            return Ok(Box::new(MemorySource::default()) as Box<dyn Source>);
+        }
+        match slot.lock().ok().and_then(|mut o| o.take()) {
+            Some(src) => Ok(Box::new(src.resume_from(s.resume)) as Box<dyn Source>),
+            None => Err(iotflow_core::Error::Config(
+                "the HTTP ingest source was already taken (one per process)".into(),
+            )),
+        }
     });
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
@@ -208,6 +212,11 @@ impl RunningJob {
             if read >= accepted || self.handle.is_finished() {
                 break;
             }
+            tracing::debug!(
+                accepted,
+                read,
+                "waiting for the pipeline to read what was accepted"
+            );
             if Instant::now() >= deadline {
                 tracing::warn!(
                     accepted,

@@ -286,6 +286,10 @@ pub struct EventStreams<'scope> {
     pub tally: StreamVec<'scope, Timestamp, Tally>,
 }
 
+/// How often a source whose input is quiet looks whether its job was
+/// cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
+
 /// Valid readings a source holds to anchor its clock-skew guard.
 const BOOTSTRAP_READINGS: usize = 3;
 
@@ -930,9 +934,14 @@ fn build_source<'scope>(
             }
             let anchored = wm.settle(finished, &mut ok_buf, &mut late_buf, &mut rej_buf);
             parts.settle(&mut wm);
-            if !chunked && let Some(idle) = parts.may_idle() {
-                // Look again when a quiet partition may have gone idle.
-                self_activator.activate_after((idle / 4).max(Duration::from_millis(1)));
+            if !chunked && !finished {
+                // Look again when a quiet partition may have gone idle, and
+                // now and then anyway: a job cancelled while its input is
+                // quiet (no chunk wakes this operator) must still stop.
+                let after = parts.may_idle().map_or(CANCEL_POLL, |idle| {
+                    (idle / 4).clamp(Duration::from_millis(1), CANCEL_POLL)
+                });
+                self_activator.activate_after(after);
             }
             if chunked || anchored {
                 tally.valid += (ok_buf.len() + late_buf.len()) as u64;
