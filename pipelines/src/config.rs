@@ -3,8 +3,8 @@
 //!
 //! ```toml
 //! [input]
-//! kind = "files"          # or "sim" (the fleet-v1 generator)
-//! paths = ["fleet.ndjson"]
+//! kind = "files"          # or "sim" (the fleet-v1 generator), "kafka",
+//! paths = ["fleet.ndjson"] # "kinesis", "mqtt", "http" (see InputSpec)
 //!
 //! [event_time]
 //! max_disorder_ms = 2000
@@ -504,6 +504,41 @@ impl JobConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(all(feature = "kafka", feature = "kinesis", feature = "mqtt"))]
+    #[test]
+    fn connector_inputs_parse_from_toml_and_read_json() {
+        let kafka: JobConfig = toml::from_str(
+            "[input]\nkind = \"kafka\"\nbrokers = \"b:9092\"\ntopics = [\"r\"]\ngroup_id = \"g\"\n",
+        )
+        .expect("kafka input");
+        let InputSpec::Kafka(k) = &kafka.input else {
+            panic!("not kafka: {:?}", kafka.input);
+        };
+        assert_eq!(
+            (k.brokers.as_str(), k.topics.as_slice()),
+            ("b:9092", &["r".to_owned()][..])
+        );
+        assert_eq!(kafka.input.format(), InputFormat::Ndjson);
+        assert!(kafka.input.resumable());
+        let kinesis: JobConfig =
+            toml::from_str("[input]\nkind = \"kinesis\"\nstream = \"s\"\n").expect("kinesis");
+        assert_eq!(kinesis.input.kind(), "kinesis");
+        let mqtt: JobConfig = toml::from_str(
+            "[input]\nkind = \"mqtt\"\ntopics = [\"fleet/+/readings\"]\nclient_id = \"job\"\n",
+        )
+        .expect("mqtt");
+        assert_eq!(mqtt.input.kind(), "mqtt");
+        let http: JobConfig = toml::from_str("[input]\nkind = \"http\"\n").expect("http");
+        assert_eq!(http.input, InputSpec::Http);
+        // A misspelt connector field is an error, not a silent default.
+        assert!(
+            toml::from_str::<JobConfig>(
+                "[input]\nkind = \"kafka\"\ntopics = [\"r\"]\ngroupid = \"g\"\n"
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn empty_toml_is_the_default_job_and_unknown_keys_fail() {

@@ -5,7 +5,7 @@
 //! .ci/services.sh start          # tansu on 127.0.0.1:9092
 //! cargo run --release -p iotflow-benches --bin kafka_e2e -- \
 //!     [--brokers 127.0.0.1:9092] [--lines 2000000] [--partitions 4] \
-//!     [--workers 1,2] [--reps 3]
+//!     [--workers 1,2] [--reps 3] [--chunk-bytes 262144] [--channel 4]
 //! ```
 //!
 //! Produces `--lines` fleet-v1 lines (seed 42, one message each, keyed by
@@ -39,6 +39,10 @@ struct Args {
     partitions: i32,
     workers: Vec<usize>,
     reps: usize,
+    /// `max_chunk_bytes` of the Kafka source.
+    chunk_bytes: usize,
+    /// Chunks in flight between a source's I/O thread and its worker.
+    channel: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -48,6 +52,8 @@ fn parse_args() -> Result<Args> {
         partitions: 4,
         workers: vec![1, 2],
         reps: 3,
+        chunk_bytes: KafkaSourceConfig::default().max_chunk_bytes,
+        channel: iotflow_core::event_time::EventTimeConfig::default().channel_capacity,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,9 +69,11 @@ fn parse_args() -> Result<Args> {
                     .collect::<Result<_, _>>()?
             }
             "--reps" => a.reps = val()?.parse()?,
+            "--chunk-bytes" => a.chunk_bytes = val()?.parse()?,
+            "--channel" => a.channel = val()?.parse()?,
             "-h" | "--help" => {
                 println!(
-                    "kafka_e2e [--brokers H:P] [--lines N] [--partitions P] [--workers 1,2] [--reps R]"
+                    "kafka_e2e [--brokers H:P] [--lines N] [--partitions P] [--workers 1,2] [--reps R] [--chunk-bytes B] [--channel C]"
                 );
                 std::process::exit(0);
             }
@@ -133,13 +141,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn job(input: InputSpec, out: &Path, workers: usize) -> JobConfig {
-    JobConfig {
+fn job(input: InputSpec, out: &Path, workers: usize, channel: usize) -> JobConfig {
+    let mut cfg = JobConfig {
         input,
         output: OutputSpec::all(out, Format::Ndjson),
         cluster: ClusterConfig::local(workers),
         ..JobConfig::default()
-    }
+    };
+    cfg.event_time.channel_capacity = channel;
+    cfg
 }
 
 fn main() -> Result<()> {
@@ -179,15 +189,16 @@ fn main() -> Result<()> {
             let input = InputSpec::Kafka(KafkaSourceConfig {
                 start: StartFrom::Earliest,
                 stop_at_end: true,
+                max_chunk_bytes: a.chunk_bytes,
                 ..KafkaSourceConfig::new(a.brokers.clone(), &[topic.as_str()])
             });
-            kafka.push(measure(&job(input, &out, w), n)?);
+            kafka.push(measure(&job(input, &out, w, a.channel), n)?);
             std::fs::remove_dir_all(&out).ok();
             let input = InputSpec::Files {
                 paths: vec![file.display().to_string()],
                 format: None,
             };
-            from_file.push(measure(&job(input, &out, w), n)?);
+            from_file.push(measure(&job(input, &out, w, a.channel), n)?);
             std::fs::remove_dir_all(&out).ok();
         }
         for (name, s) in [("kafka", kafka), ("file", from_file)] {
