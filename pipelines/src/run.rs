@@ -388,50 +388,39 @@ pub fn run_with_source(
     })
 }
 
+/// A factory calling a connector's `new(config, worker, peers, resume)`.
+#[cfg(any(feature = "kafka", feature = "kinesis", feature = "mqtt"))]
+fn factory_of<C, S>(
+    config: &C,
+    new: fn(C, usize, usize, Vec<Resume>) -> Result<S, iotflow_core::Error>,
+) -> SourceFactory
+where
+    C: Clone + Send + Sync + 'static,
+    S: Source,
+{
+    let config = config.clone();
+    Arc::new(move |slot: SourceSlot<'_>| {
+        let s = new(
+            config.clone(),
+            slot.worker,
+            slot.peers,
+            slot.resume.to_vec(),
+        )?;
+        Ok(Box::new(s) as Box<dyn Source>)
+    })
+}
+
 /// The source factory of a connector input, `None` for files and the
 /// generator (which [`run_with_source`] reads itself).
 fn connector_factory(input: &InputSpec) -> Result<Option<SourceFactory>, Error> {
     Ok(match input {
         InputSpec::Files { .. } | InputSpec::Sim(_) => None,
         #[cfg(feature = "kafka")]
-        InputSpec::Kafka(k) => {
-            let k = k.clone();
-            Some(Arc::new(move |slot: SourceSlot<'_>| {
-                let s = iotflow_kafka::KafkaSource::new(
-                    k.clone(),
-                    slot.worker,
-                    slot.peers,
-                    slot.resume.to_vec(),
-                )?;
-                Ok(Box::new(s) as Box<dyn Source>)
-            }))
-        }
+        InputSpec::Kafka(k) => Some(factory_of(k, iotflow_kafka::KafkaSource::new)),
         #[cfg(feature = "kinesis")]
-        InputSpec::Kinesis(k) => {
-            let k = k.clone();
-            Some(Arc::new(move |slot: SourceSlot<'_>| {
-                let s = iotflow_kinesis::KinesisSource::new(
-                    k.clone(),
-                    slot.worker,
-                    slot.peers,
-                    slot.resume.to_vec(),
-                )?;
-                Ok(Box::new(s) as Box<dyn Source>)
-            }))
-        }
+        InputSpec::Kinesis(k) => Some(factory_of(k, iotflow_kinesis::KinesisSource::new)),
         #[cfg(feature = "mqtt")]
-        InputSpec::Mqtt(m) => {
-            let m = m.clone();
-            Some(Arc::new(move |slot: SourceSlot<'_>| {
-                let s = iotflow_mqtt::MqttSource::new(
-                    m.clone(),
-                    slot.worker,
-                    slot.peers,
-                    slot.resume.to_vec(),
-                )?;
-                Ok(Box::new(s) as Box<dyn Source>)
-            }))
-        }
+        InputSpec::Mqtt(m) => Some(factory_of(m, iotflow_mqtt::MqttSource::new)),
         InputSpec::Http => {
             return Err(iotflow_core::Error::Config(
                 "input kind \"http\" reads the HTTP ingest routes: run the job with `iotflow serve --job FILE`".into(),

@@ -211,7 +211,7 @@ fn serve_job_ingests_over_http_across_a_restart() {
                 .map(|i| {
                     format!(
                         "{{\"device_id\":\"x\",\"ts\":{},\"metric\":\"temp\",\"value\":1.0}}\n",
-                        1_800_000_000_000u64 + i
+                        1_700_000_500_000u64 + i
                     )
                 })
                 .collect();
