@@ -50,6 +50,31 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# Stops a server this script started: `stop_pid NAME PID PIDFILE SECONDS`
+# sends SIGTERM, waits up to SECONDS for it to exit, then SIGKILLs it, and
+# removes its PID file. With an empty PID (none of ours running) it only
+# removes the PID file.
+stop_pid() {
+    local name="$1" pid="$2" pidfile="$3" secs="$4"
+    if [ -z "$pid" ]; then
+        rm -f "$pidfile"
+        log "${name}: none started by this script is running"
+        return
+    fi
+    kill "$pid"
+    local i
+    for i in $(seq 1 $((secs * 4))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "${name}: pid ${pid} did not stop in ${secs} s; killing it"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+    log "${name}: stopped (pid ${pid})"
+}
+
 moto_answers() { curl -sf -o /dev/null --max-time 2 "${MOTO_URL}/moto-api/"; }
 
 # The PID in the PID file, if that process is still our moto server.
@@ -136,24 +161,7 @@ start_moto() {
 }
 
 stop_moto() {
-    local pid
-    if ! pid="$(our_moto_pid)"; then
-        rm -f "$MOTO_PID"
-        log "moto: none started by this script is running"
-        return
-    fi
-    kill "$pid"
-    local i
-    for i in $(seq 1 20); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.25
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "moto: pid ${pid} did not stop in 5 s; killing it"
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$MOTO_PID"
-    log "moto: stopped (pid ${pid})"
+    stop_pid moto "$(our_moto_pid || true)" "${MOTO_PID}" 5
 }
 
 # The directory holding initdb/pg_ctl/pg_isready of the newest installed

@@ -101,22 +101,5 @@ start_kafka() {
 }
 
 stop_kafka() {
-    local pid
-    if ! pid="$(our_tansu_pid)"; then
-        rm -f "$TANSU_PID"
-        log "kafka: none started by this script is running"
-        return
-    fi
-    kill "$pid"
-    local i
-    for i in $(seq 1 20); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.25
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "kafka: pid ${pid} did not stop in 5 s; killing it"
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$TANSU_PID"
-    log "kafka: stopped (pid ${pid})"
+    stop_pid kafka "$(our_tansu_pid || true)" "${TANSU_PID}" 5
 }

@@ -79,19 +79,5 @@ JS
 }
 
 stop_kinesalite() {
-    local pid
-    if ! pid="$(our_kinesalite_pid)"; then
-        rm -f "$KINESALITE_PID"
-        log "kinesalite: none started by this script is running"
-        return
-    fi
-    kill "$pid"
-    local i
-    for i in $(seq 1 20); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.25
-    done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
-    rm -f "$KINESALITE_PID"
-    log "kinesalite: stopped (pid ${pid})"
+    stop_pid kinesalite "$(our_kinesalite_pid || true)" "${KINESALITE_PID}" 5
 }

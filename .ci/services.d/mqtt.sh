@@ -200,23 +200,6 @@ start_mqtt() {
 }
 
 stop_mqtt() {
-    local pid
-    if ! pid="$(our_mqtt_pid)"; then
-        rm -f "$MQTT_PID"
-        log "mqtt: none started by this script is running"
-        return
-    fi
     # SIGTERM: mosquitto saves its persistence database and exits.
-    kill "$pid"
-    local i
-    for i in $(seq 1 40); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.25
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "mqtt: pid ${pid} did not stop in 10 s; killing it"
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$MQTT_PID"
-    log "mqtt: stopped (pid ${pid})"
+    stop_pid mqtt "$(our_mqtt_pid || true)" "${MQTT_PID}" 10
 }

@@ -39,13 +39,11 @@ pub(crate) fn fixture(lines: u64) -> Fixture {
     let text = std::fs::read_to_string(&input).expect("read input");
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let reference = tmp.path().join("reference");
-    let cfg = JobConfig {
-        input: InputSpec::Files {
-            paths: vec![input.display().to_string()],
-            format: None,
-        },
-        ..job(InputSpec::Http, &reference, 1, None)
+    let files = InputSpec::Files {
+        paths: vec![input.display().to_string()],
+        format: None,
     };
+    let cfg = job(files, &reference, 1, None);
     let reference_report = iotflow_pipelines::run::run(&cfg, None).expect("reference run");
     Fixture {
         tmp,

@@ -54,19 +54,23 @@ fn bounded(brokers: &str, topic: &str) -> KafkaSourceConfig {
 
 /// Runs a source to its end on a thread; returns every chunk it sent.
 fn run_to_end(mut source: KafkaSource) -> JoinHandle<Vec<Chunk>> {
-    std::thread::spawn(move || {
-        let (tx, mut rx) = bridge::<iotflow_core::Result<Chunk>>(8, None);
-        let reader = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            while let Some(c) = rx.recv_blocking() {
-                got.push(c.expect("chunk"));
-            }
-            got
-        });
-        source.run(&tx).expect("source run");
-        drop(tx);
-        reader.join().expect("kafka")
-    })
+    std::thread::spawn(move || read_to_end(&mut source))
+}
+
+/// Runs `source` on this thread and drops its channel, as the event-time
+/// source does before calling `finish`; returns every chunk.
+fn read_to_end(source: &mut KafkaSource) -> Vec<Chunk> {
+    let (tx, mut rx) = bridge::<iotflow_core::Result<Chunk>>(8, None);
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Some(c) = rx.recv_blocking() {
+            got.push(c.expect("chunk"));
+        }
+        got
+    });
+    source.run(&tx).expect("source run");
+    drop(tx);
+    reader.join().expect("kafka")
 }
 
 /// Lines of the data chunks, and checks the announce → data → Done order
@@ -424,17 +428,7 @@ fn bounded_source_commits_the_final_checkpoint_after_it_returns() {
     source.attach_commits(commits.clone());
     // As the event-time source does: run, drop the channel, then finish
     // (which waits for the job's last checkpoint and commits it).
-    let (tx, mut rx) = bridge::<iotflow_core::Result<Chunk>>(8, None);
-    let reader = std::thread::spawn(move || {
-        let mut got = Vec::new();
-        while let Some(c) = rx.recv_blocking() {
-            got.push(c.expect("chunk"));
-        }
-        got
-    });
-    source.run(&tx).expect("source run");
-    drop(tx);
-    let chunks = reader.join().expect("kafka");
+    let chunks = read_to_end(&mut source);
     // The worker's final checkpoint saw every partition Done.
     let done: Vec<Resume> = chunks
         .iter()
